@@ -1,0 +1,317 @@
+"""Every workaround for the host libraries, in one place.
+
+``mplug2/__init__.py`` imports this module before anything else. Each workaround says
+why it exists, which versions it applies to, and carries a guard that makes it a
+no-op once the upstream package is fixed. Patches of third-party modules are applied
+right after those modules are imported (a post-import hook), so ``import mplug2``
+stays cheap and never imports a host library it does not need.
+
+| workaround                         | applies to                               |
+|------------------------------------|------------------------------------------|
+| pkg_resources for mmengine          | setuptools >= 67.5 (warning), >= 81 (gone) |
+| numpy ``in1d`` / ``trapz``          | numpy >= 2.4 with mmpretrain/mmaction2 metrics |
+| transformers names for mmpretrain   | transformers >= 4.52 with mmpretrain 1.2.0 |
+| mmaction2 ``localizers.drn``        | mmaction2 1.2.0 distributions (upstream #2714) |
+| mmengine checkpoint loading         | mmengine <= 0.10.7 with torch >= 2.6       |
+| distributed training without GPUs   | mmengine <= 0.10.7                         |
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.metadata
+import importlib.util
+import os
+import sys
+import warnings
+from collections import defaultdict
+from typing import Any, Callable
+
+__all__ = ['after_import', 'prepare_distributed_on_cpu', 'APPLIED']
+
+#: Names of the workarounds that were actually applied in this process (for reports and tests).
+APPLIED: list[str] = []
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    """'2.13.0+cu130' -> (2, 13, 0); enough for the guards below."""
+    parts = []
+    for piece in version.split('+')[0].split('.'):
+        digits = ''.join(ch for ch in piece if ch.isdigit())
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts)
+
+
+def _installed_version(dist: str) -> tuple[int, ...] | None:
+    try:
+        return _version_tuple(importlib.metadata.version(dist))
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+# ---------------------------------------------------------------------------
+# Post-import hooks: run a patch right after a module finishes executing.
+# ---------------------------------------------------------------------------
+class _HookedLoader(importlib.abc.Loader):
+    """Delegates to the real loader, then runs the callbacks on the new module."""
+
+    def __init__(self, loader: importlib.abc.Loader, callbacks: list[Callable[[Any], None]]):
+        self._loader = loader
+        self._callbacks = callbacks
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module) -> None:
+        self._loader.exec_module(module)
+        for callback in self._callbacks:
+            callback(module)
+
+    def __getattr__(self, name: str):
+        return getattr(self._loader, name)
+
+
+class _PostImportFinder(importlib.abc.MetaPathFinder):
+    """A meta-path finder that wraps the loader of modules that have hooks."""
+
+    def __init__(self) -> None:
+        self.hooks: dict[str, list[Callable[[Any], None]]] = defaultdict(list)
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname not in self.hooks:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, 'find_spec'):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        if spec.loader is not None:
+            spec.loader = _HookedLoader(spec.loader, self.hooks.pop(fullname))
+        return spec
+
+
+_POST_IMPORT = _PostImportFinder()
+sys.meta_path.insert(0, _POST_IMPORT)
+
+
+def after_import(module_name: str, callback: Callable[[Any], None]) -> None:
+    """Run ``callback(module)`` once ``module_name`` is imported (now if it already is)."""
+    module = sys.modules.get(module_name)
+    if module is not None:
+        callback(module)
+    else:
+        _POST_IMPORT.hooks[module_name].append(callback)
+
+
+# ---------------------------------------------------------------------------
+# 1. pkg_resources (setuptools) for mmengine.
+# mmengine 0.10.7 imports ``pkg_resources`` to resolve ``pkg::`` config bases
+# (``mmdet::cascade_rcnn/...``). setuptools >= 67.5 warns on that import and
+# setuptools >= 81 removed the module. requirements/build.txt pins setuptools<81;
+# where pkg_resources is present we silence its deprecation warning, where it is
+# gone we give mmengine importlib.metadata-based replacements.
+# Guard: only the functions of mmengine that import pkg_resources are replaced,
+# and only when pkg_resources cannot be imported.
+# ---------------------------------------------------------------------------
+def _is_installed(package: str) -> bool:
+    try:
+        importlib.metadata.distribution(package)
+        return True
+    except importlib.metadata.PackageNotFoundError:
+        spec = importlib.util.find_spec(package)
+        return spec is not None and spec.origin is not None
+
+
+def _get_installed_path(package: str) -> str:
+    try:
+        dist = importlib.metadata.distribution(package)
+    except importlib.metadata.PackageNotFoundError:
+        spec = importlib.util.find_spec(package)
+        if spec is None or spec.origin is None:
+            raise
+        return os.path.dirname(spec.origin)
+    top_level = (dist.read_text('top_level.txt') or package).split()[0]
+    spec = importlib.util.find_spec(top_level)
+    if spec is None or spec.origin is None:
+        raise importlib.metadata.PackageNotFoundError(package)
+    return os.path.dirname(spec.origin)
+
+
+def _patch_mmengine_package_utils(module) -> None:
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning)
+            warnings.filterwarnings('ignore', category=DeprecationWarning, module='pkg_resources')
+            import pkg_resources  # noqa: F401  (cached: later imports do not warn)
+        return
+    except ImportError:
+        pass
+    for name in ('mmengine.utils.package_utils', 'mmengine.utils', 'mmengine.config.config', 'mmengine.hub.hub'):
+        target = sys.modules.get(name)
+        if target is None:
+            continue
+        if hasattr(target, 'is_installed'):
+            target.is_installed = _is_installed
+        if hasattr(target, 'get_installed_path'):
+            target.get_installed_path = _get_installed_path
+    APPLIED.append('mmengine-pkg_resources')
+
+
+# ``mmengine.config.config`` binds the functions at import, after package_utils; patch at its import.
+after_import('mmengine.config.config', _patch_mmengine_package_utils)
+
+
+# ---------------------------------------------------------------------------
+# 2. numpy >= 2.4 removed ``np.in1d`` and ``np.trapz``.
+# mmpretrain 1.2.0 ``RetrievalRecall`` and mmaction2 1.2.0 ``multimodal_metric`` call
+# ``np.in1d``; mmaction2's proposal metrics call ``np.trapz``. Guard: only when missing.
+# ---------------------------------------------------------------------------
+def _patch_numpy(np) -> None:
+    if not hasattr(np, 'in1d'):
+        def in1d(ar1, ar2, assume_unique=False, invert=False):
+            """Removed in numpy 2.4: ``isin`` on the flattened input."""
+            return np.isin(np.ravel(ar1), ar2, assume_unique=assume_unique, invert=invert)
+
+        np.in1d = in1d
+        APPLIED.append('numpy-in1d')
+    if not hasattr(np, 'trapz') and hasattr(np, 'trapezoid'):
+        np.trapz = np.trapezoid
+        APPLIED.append('numpy-trapz')
+
+
+after_import('numpy', _patch_numpy)
+
+
+# ---------------------------------------------------------------------------
+# 3. transformers names that mmpretrain 1.2.0 imports from ``transformers.modeling_utils``.
+# transformers 4.52 stopped re-exporting ``GenerationMixin``/``GenerationConfig`` there
+# (OFA), 4.56 removed ``apply_chunking_to_forward``, ``find_pruneable_heads_and_indices``
+# and ``prune_linear_layer`` (BLIP, RAM). Without them ``import mmpretrain.models``
+# fails with a TypeError at class definition, which also breaks mmdet and mmaction2.
+# Guard: each name is only added when missing.
+# ---------------------------------------------------------------------------
+def _patch_transformers_modeling_utils(module) -> None:
+    from transformers import generation, pytorch_utils
+    restored = []
+    for name, source in (('GenerationMixin', generation), ('GenerationConfig', generation),
+                         ('apply_chunking_to_forward', pytorch_utils),
+                         ('find_pruneable_heads_and_indices', pytorch_utils),
+                         ('prune_linear_layer', pytorch_utils)):
+        if not hasattr(module, name) and hasattr(source, name):
+            setattr(module, name, getattr(source, name))
+            restored.append(name)
+    if restored:
+        APPLIED.append('transformers-modeling_utils:' + ','.join(restored))
+
+
+after_import('transformers.modeling_utils', _patch_transformers_modeling_utils)
+
+
+# ---------------------------------------------------------------------------
+# 4. mmaction2 1.2.0 distributions lack ``mmaction/models/localizers/drn/``
+# (open-mmlab/mmaction2#2714) although ``localizers/__init__.py`` imports it, so
+# ``import mmaction.models`` fails. We provide the missing package with a ``DRN`` that
+# explains itself when built. Guard: the finder sits at the end of ``sys.meta_path``
+# and only answers when no real finder found the package.
+# ---------------------------------------------------------------------------
+_DRN_PACKAGE = 'mmaction.models.localizers.drn'
+
+
+class _MissingDRN:
+    """Stands in for mmaction2's DRN localizer, which its 1.2.0 distribution does not ship."""
+
+    def __init__(self, *args, **kwargs):
+        raise ImportError('mmaction2 1.2.0 is distributed without mmaction/models/localizers/drn '
+                          '(open-mmlab/mmaction2#2714): the DRN localizer is unavailable. '
+                          'Install mmaction2 from source to use it.')
+
+
+class _MissingDRNLoader(importlib.abc.Loader):
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module) -> None:
+        module.DRN = _MissingDRN
+        if module.__name__ == _DRN_PACKAGE:
+            module.__path__ = []
+        APPLIED.append('mmaction2-drn')
+
+
+class _MissingDRNFinder(importlib.abc.MetaPathFinder):
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname not in (_DRN_PACKAGE, _DRN_PACKAGE + '.drn'):
+            return None
+        return importlib.machinery.ModuleSpec(
+            fullname, _MissingDRNLoader(), is_package=fullname == _DRN_PACKAGE)
+
+
+sys.meta_path.append(_MissingDRNFinder())
+
+
+# ---------------------------------------------------------------------------
+# 5. mmengine checkpoint loading under torch >= 2.6.
+# mmengine <= 0.10.7 calls ``torch.load`` without an allowlist; since torch 2.6 that
+# means weights-only loading, which refuses mmengine's own checkpoints (HistoryBuffer,
+# numpy scalars, ConfigDict in ``meta``/``message_hub``), so ``load_from``/``resume``
+# fail. Turning weights-only loading off would let a crafted checkpoint run code.
+# We replace mmengine's local-file loader with ``mplug2.utils.checkpoint.load_checkpoint_file``:
+# weights-only with an explicit allowlist of the types mmengine stores, and a clear
+# error naming the file and the refused type otherwise.
+# Guard: mmengine <= 0.10.7 and torch >= 2.6.
+# ---------------------------------------------------------------------------
+def _patch_mmengine_checkpoint_loader(module) -> None:
+    mmengine_version = _installed_version('mmengine')
+    torch_version = _installed_version('torch')
+    if mmengine_version is None or mmengine_version > (0, 10, 7):
+        return
+    if torch_version is None or torch_version < (2, 6):
+        return
+    from mplug2.utils.checkpoint import load_checkpoint_file
+
+    def load_from_local(filename, map_location=None):
+        return load_checkpoint_file(os.path.expanduser(filename), map_location=map_location)
+
+    module.CheckpointLoader.register_scheme(prefixes='', loader=load_from_local, force=True)
+    module.load_from_local = load_from_local
+    APPLIED.append('mmengine-safe-checkpoint-loader')
+
+
+after_import('mmengine.runner.checkpoint', _patch_mmengine_checkpoint_loader)
+
+
+# ---------------------------------------------------------------------------
+# 6. Distributed training without GPUs (mmengine <= 0.10.7).
+# ``init_dist('pytorch')`` calls ``torch.cuda.set_device`` unconditionally and the Runner
+# wraps the model in DDP with ``device_ids=[LOCAL_RANK]``; both fail on a CPU-only
+# machine. tools/train.py and tools/test.py call this before building the Runner: it
+# starts the process group with gloo itself (the Runner then skips ``init_dist``) and
+# asks for a device-less DDP wrapper. Guard: no-op when CUDA is available.
+# ---------------------------------------------------------------------------
+def prepare_distributed_on_cpu(cfg, launcher: str) -> bool:
+    """Make a ``torchrun``-launched run work on CPU with gloo. Returns True if applied."""
+    import torch
+    if launcher == 'none' or torch.cuda.is_available():
+        return False
+    if launcher != 'pytorch':
+        raise RuntimeError(f'launcher={launcher!r} needs GPUs with mmengine 0.10.7; '
+                           'on a CPU-only machine use --launcher pytorch (tools/dist_train.sh).')
+    import torch.distributed as dist
+    if not dist.is_initialized():
+        dist.init_process_group(backend='gloo')
+    wrapper = dict(cfg.get('model_wrapper_cfg') or {})
+    wrapper.setdefault('type', 'MMDistributedDataParallel')
+    wrapper.setdefault('broadcast_buffers', False)
+    wrapper.setdefault('find_unused_parameters', cfg.get('find_unused_parameters', False))
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
+    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
+    APPLIED.append('cpu-distributed')
+    return True
