@@ -145,10 +145,9 @@ def _get_installed_path(package: str) -> str:
 
 def _patch_mmengine_package_utils(module) -> None:
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning)
-            warnings.filterwarnings('ignore', category=DeprecationWarning, module='pkg_resources')
-            import pkg_resources  # noqa: F401  (cached: later imports do not warn)
+        # mmengine re-executes pkg_resources (importlib.reload) on every lookup: filter its warning for good.
+        warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning)
+        import pkg_resources  # noqa: F401
         return
     except ImportError:
         pass

@@ -46,3 +46,20 @@ class ToyRegressor(BaseModel):
                 global_mse /= dist.get_world_size()
             return dict(loss=loss, global_mse=global_mse)
         return outputs
+
+
+from mmengine.evaluator import BaseMetric  # noqa: E402
+
+from mplug2.registry import METRICS  # noqa: E402
+
+
+@METRICS.register_module()
+class ToyMSEMetric(BaseMetric):
+    """Mean squared error of ``ToyRegressor`` predictions."""
+
+    def process(self, data_batch, data_samples) -> None:
+        for prediction, target in zip(data_samples, data_batch['targets']):
+            self.results.append(float(((prediction - target) ** 2).mean()))
+
+    def compute_metrics(self, results) -> dict:
+        return dict(mse=sum(results) / len(results))

@@ -18,3 +18,13 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', interval=4, by_epoch=False, max_keep_ckpts=3))
 log_processor = dict(window_size=1, by_epoch=False)
 randomness = dict(seed=0)
+
+test_dataloader = dict(
+    batch_size=8,
+    num_workers=0,
+    dataset=dict(type='ToyRegressionDataset', length=16, dim=8, seed=1),
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    collate_fn=dict(type='default_collate'),
+)
+test_evaluator = dict(type='ToyMSEMetric')
+test_cfg = dict(type='TestLoop')

@@ -1,0 +1,310 @@
+"""mPLUG-2 shared text decoder: causal BERT layers with cross-attention into a
+memory, and a BERT LM head tied to the word embeddings.
+
+The same decoder serves captioning (memory = the visual tokens) and question
+answering (memory = [visual tokens; fused question]). Each layer is::
+
+    H1 = LN(H + SA_causal(H, causal AND padding mask))
+    H2 = LN(H1 + CA(q=H1, kv=memory, memory_mask))
+    H  = LN(H2 + FFN(H2))
+
+followed by ``cls.predictions`` (dense -> GELU -> LN -> vocabulary projection
+tied to ``embeddings.word_embeddings.weight`` + bias).
+
+KV cache: a tuple with one entry per layer, ``(self_k, self_v, cross_k,
+cross_v)``, each (B, heads, length, head_dim). The self-attention entries grow
+by one position per step; the cross-attention entries hold the projected
+memory, computed once at the first step. Position ids continue from the cache
+length. :meth:`reorder_cache` gathers batch rows (beam search).
+"""
+from typing import Optional, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from torch import nn
+
+from mplug2.models.text.bert import (BertConfig, BertEmbeddings, BertLayer, BertLMHead,
+                                     causal_padding_mask, init_bert_weights, padding_mask,
+                                     run_layer)
+from mplug2.models.utils.bert_checkpoint import init_text_decoder_from_bert
+from mplug2.registry import MODELS
+
+Cache = Tuple[Tuple[torch.Tensor, ...], ...]
+
+
+def _tie_weights_after_load(module: 'TextDecoder', incompatible_keys) -> None:
+    module.tie_weights()
+
+
+@MODELS.register_module()
+class TextDecoder(BaseModule):
+    """The shared text decoder of mPLUG-2.
+
+    Args:
+        arch: ``'base'``, ``'large'`` or a dict of :class:`BertConfig` fields.
+        num_layers: number of decoder layers (12 in mPLUG-2).
+        encoder_width: width of the memory (cross-attention K/V input),
+            default the hidden size.
+        with_cp: activation checkpointing per layer (training, without cache).
+        pretrained: a transformers BERT directory; ``init_weights()`` then loads
+            the embeddings, BERT layers ``[pretrained_layer_start,
+            pretrained_layer_start + num_layers)`` (their cross-attention if the
+            checkpoint has it, else random) and ``cls.predictions`` if present.
+        pretrained_layer_start: first BERT layer to load, default 0.
+        init_cfg: MMEngine init config, applied after the random init.
+
+    Parameters: ``embeddings.*``, ``layers.{i}.{attention,crossattention,
+    intermediate,output}.*``, ``cls.predictions.{transform.dense,
+    transform.LayerNorm, decoder.weight (tied), bias}`` (official
+    ``text_decoder.bert.embeddings``, ``text_decoder.bert.encoder.layer.{i}``,
+    ``text_decoder.cls``).
+    """
+
+    def __init__(self,
+                 arch: Union[str, dict, BertConfig] = 'large',
+                 num_layers: int = 12,
+                 encoder_width: Optional[int] = None,
+                 with_cp: bool = False,
+                 pretrained: Optional[str] = None,
+                 pretrained_layer_start: int = 0,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        self.config = BertConfig.from_arch(arch)
+        self.encoder_width = encoder_width or self.config.hidden_size
+        self.with_cp = with_cp
+        self.pretrained = pretrained
+        self.pretrained_layer_start = pretrained_layer_start
+
+        self.embeddings = BertEmbeddings(self.config)
+        self.layers = nn.ModuleList([
+            BertLayer(self.config, add_cross_attention=True, encoder_width=self.encoder_width)
+            for _ in range(num_layers)
+        ])
+        self.cls = BertLMHead(self.config)
+        self.tie_weights()
+        # Loading a state dict with ``assign=True`` would replace the shared
+        # Parameter: tie again after every load.
+        self.register_load_state_dict_post_hook(_tie_weights_after_load)
+        init_bert_weights(self, self.config.initializer_range)
+
+    # ------------------------------------------------------------------ #
+    # weight tying and initialisation
+    # ------------------------------------------------------------------ #
+    def tie_weights(self) -> None:
+        """Share the vocabulary projection with the word embeddings."""
+        self.cls.predictions.decoder.weight = self.embeddings.word_embeddings.weight
+
+    def _apply(self, fn, *args, **kwargs):
+        # ``.to()`` / ``.half()`` may swap Parameters (swap_tensors); keep the tie.
+        super()._apply(fn, *args, **kwargs)
+        self.tie_weights()
+        return self
+
+    def init_weights(self) -> None:
+        """BERT random init, then ``init_cfg``, then the BERT checkpoint if ``pretrained``."""
+        init_bert_weights(self, self.config.initializer_range)
+        if self.init_cfg is not None:  # e.g. a checkpoint in this module's own layout
+            super().init_weights()
+        self._is_init = True
+        if self.pretrained is not None:
+            init_text_decoder_from_bert(self, self.pretrained, self.pretrained_layer_start)
+        self.tie_weights()
+
+    # ------------------------------------------------------------------ #
+    # forward
+    # ------------------------------------------------------------------ #
+    def forward(self,
+                input_ids: torch.Tensor,
+                attention_mask: Optional[torch.Tensor] = None,
+                memory: Optional[torch.Tensor] = None,
+                memory_mask: Optional[torch.Tensor] = None,
+                past_key_values: Optional[Cache] = None,
+                use_cache: bool = False):
+        """
+        Args:
+            input_ids: (B, L) token ids: the whole sequence, or only the new
+                tokens when ``past_key_values`` is given.
+            attention_mask: (B, past + L) 0/1 padding mask over the cached and
+                the new tokens; None = no padding. Always combined with the
+                causal mask.
+            memory: (B, Lm, encoder_width) states to cross-attend to. Not needed
+                when ``past_key_values`` holds their projections.
+            memory_mask: (B, Lm) 0/1, default all 1.
+            past_key_values: the cache returned by a previous call.
+            use_cache: also return the updated cache.
+
+        Returns:
+            logits (B, L, vocab_size), or ``(logits, cache)`` when ``use_cache``.
+        """
+        batch_size, seq_length = input_ids.shape
+        past_length = 0 if past_key_values is None else past_key_values[0][0].shape[2]
+        if memory is None and past_key_values is None:
+            raise ValueError('TextDecoder needs a memory (or a cache holding its projections)')
+
+        hidden_states = self.embeddings(input_ids, past_length=past_length)
+        self_attention_mask = causal_padding_mask(attention_mask, seq_length, past_length,
+                                                  input_ids.device)
+        cross_attention_mask = padding_mask(memory_mask)
+
+        presents = []
+        for i, layer in enumerate(self.layers):
+            past_key_value = past_key_values[i] if past_key_values is not None else None
+            layer_memory = memory if past_key_value is None else None
+            hidden_states, present = run_layer(
+                layer, self.with_cp and not use_cache, hidden_states, self_attention_mask,
+                layer_memory, cross_attention_mask, past_key_value, use_cache)
+            presents.append(present)
+
+        logits = self.cls(hidden_states)
+        if use_cache:
+            return logits, tuple(presents)
+        return logits
+
+    @staticmethod
+    def reorder_cache(cache: Cache, index: torch.Tensor) -> Cache:
+        """Gather the batch rows ``index`` (N,) of every cached tensor."""
+        return tuple(
+            tuple(tensor.index_select(0, index.to(tensor.device)) for tensor in layer_cache)
+            for layer_cache in cache)
+
+    # ------------------------------------------------------------------ #
+    # training loss
+    # ------------------------------------------------------------------ #
+    def loss(self,
+             input_ids: torch.Tensor,
+             attention_mask: Optional[torch.Tensor],
+             memory: torch.Tensor,
+             memory_mask: Optional[torch.Tensor] = None,
+             labels: Optional[torch.Tensor] = None,
+             reduction: str = 'mean',
+             label_smoothing: float = 0.0) -> torch.Tensor:
+        """Next-token cross-entropy (the decoder shifts the labels itself).
+
+        Args:
+            input_ids, attention_mask, memory, memory_mask: as in :meth:`forward`.
+            labels: (B, L) aligned with ``input_ids`` (position t+1 is predicted
+                from positions <= t); -100 is ignored. Default: ``input_ids``
+                with padding set to -100. Set prompt positions to -100 to
+                leave them out (captioning).
+            reduction: ``'mean'``: mean over all non-ignored tokens of the batch
+                (official captioning; 0 if none); ``'sum_per_sequence'``: (B,)
+                per-sequence sums (official QA, which then weights and averages
+                them); ``'none'``: (B, L - 1) per-token losses.
+            label_smoothing: passed to ``F.cross_entropy`` (0 in mPLUG-2).
+        """
+        if labels is None:
+            labels = input_ids
+            if attention_mask is not None:
+                labels = labels.masked_fill(attention_mask == 0, -100)
+        logits = self(input_ids, attention_mask, memory, memory_mask)
+        shifted_logits = logits[:, :-1].float()
+        shifted_labels = labels[:, 1:]
+        token_loss = F.cross_entropy(
+            shifted_logits.reshape(-1, shifted_logits.shape[-1]), shifted_labels.reshape(-1),
+            ignore_index=-100, reduction='none', label_smoothing=label_smoothing)
+        token_loss = token_loss.view(shifted_labels.shape)
+
+        if reduction == 'none':
+            return token_loss
+        if reduction == 'sum_per_sequence':
+            return token_loss.sum(dim=1)
+        if reduction == 'mean':
+            num_tokens = (shifted_labels != -100).sum().clamp(min=1)
+            return token_loss.sum() / num_tokens
+        raise ValueError(
+            f"reduction must be 'mean', 'sum_per_sequence' or 'none', got {reduction!r}")
+
+    # ------------------------------------------------------------------ #
+    # generation
+    # ------------------------------------------------------------------ #
+    def build_step_fn(self, memory: torch.Tensor, memory_mask: Optional[torch.Tensor],
+                      use_cache: bool = True):
+        """The ``(step_fn, reorder_fn)`` pair of :mod:`mplug2.models.decoders.generation`
+        for a memory already tiled to the number of generated rows.
+
+        With the cache, the state is ``dict(cache=..., memory_mask=...)``; both
+        are reordered together. Without it, every call re-runs the full prefix
+        (the official decoding) and the state is None.
+        """
+
+        def step_fn(tokens: torch.Tensor, state):
+            if not use_cache:
+                logits = self(tokens, None, memory, memory_mask)
+                return logits[:, -1].float(), None
+            if state is None:
+                logits, cache = self(tokens, None, memory, memory_mask, use_cache=True)
+                return logits[:, -1].float(), dict(cache=cache, memory_mask=memory_mask)
+            logits, cache = self(tokens, None, None, state['memory_mask'],
+                                 past_key_values=state['cache'], use_cache=True)
+            return logits[:, -1].float(), dict(cache=cache, memory_mask=state['memory_mask'])
+
+        def reorder_fn(state, index: torch.Tensor):
+            if state is None:
+                return None
+            mask = state['memory_mask']
+            if mask is not None:
+                mask = mask.index_select(0, index.to(mask.device))
+            return dict(cache=self.reorder_cache(state['cache'], index), memory_mask=mask)
+
+        return step_fn, reorder_fn
+
+    @torch.no_grad()
+    def generate(self,
+                 memory: torch.Tensor,
+                 memory_mask: Optional[torch.Tensor] = None,
+                 input_ids: Optional[torch.Tensor] = None,
+                 num_beams: int = 1,
+                 max_length: int = 20,
+                 min_length: int = 0,
+                 bos_token_id: int = 101,
+                 eos_token_id: int = 102,
+                 pad_token_id: int = 0,
+                 length_penalty: float = 0.6,
+                 num_return_sequences: int = 1,
+                 use_cache: bool = True,
+                 return_scores: bool = False):
+        """Greedy (``num_beams=1``) or beam search over ``memory``.
+
+        Args:
+            memory: (B, Lm, encoder_width); memory_mask: (B, Lm) or None.
+            input_ids: (B, t0) prompt, default ``[CLS]`` (``bos_token_id``) alone.
+            max_length: maximum number of generated steps (official semantics).
+            min_length, eos_token_id, pad_token_id, length_penalty,
+            num_return_sequences: see :mod:`mplug2.models.decoders.generation`.
+            use_cache: KV-cached decoding (False re-runs the full prefix per step,
+                as the official decoder).
+            return_scores: also return the beam scores (None for greedy).
+
+        Returns:
+            (B * num_return_sequences, t0 + generated) token ids, including the
+            prompt; or ``(sequences, scores)`` when ``return_scores``.
+        """
+        from mplug2.models.decoders.generation import beam_search, greedy_search
+
+        batch_size = memory.shape[0]
+        if input_ids is None:
+            input_ids = torch.full((batch_size, 1), bos_token_id, dtype=torch.long,
+                                   device=memory.device)
+        if num_beams > 1:
+            # beam_search calls step_fn with rows b * num_beams + k: tile the memory alike.
+            memory = memory.repeat_interleave(num_beams, dim=0)
+            if memory_mask is not None:
+                memory_mask = memory_mask.repeat_interleave(num_beams, dim=0)
+            step_fn, reorder_fn = self.build_step_fn(memory, memory_mask, use_cache)
+            sequences, scores = beam_search(
+                step_fn, reorder_fn, input_ids, num_beams=num_beams, max_length=max_length,
+                min_length=min_length, eos_token_id=eos_token_id, pad_token_id=pad_token_id,
+                length_penalty=length_penalty, num_return_sequences=num_return_sequences,
+                use_cache=use_cache)
+        else:
+            if num_return_sequences != 1:
+                raise ValueError('greedy search returns one sequence per input')
+            step_fn, reorder_fn = self.build_step_fn(memory, memory_mask, use_cache)
+            sequences = greedy_search(
+                step_fn, reorder_fn, input_ids, max_length=max_length, min_length=min_length,
+                eos_token_id=eos_token_id, pad_token_id=pad_token_id, use_cache=use_cache)
+            scores = None
+        if return_scores:
+            return sequences, scores
+        return sequences

@@ -1,0 +1,229 @@
+"""BERT WordPiece tokenizer with the official mPLUG-2 input conventions.
+
+* A single sequence is encoded as ``[CLS] x`` **without** a trailing
+  ``[SEP]``; a pair as ``[CLS] a [SEP] b [SEP]``.
+* End of sequence is marked by appending the *text* ``"[SEP]"``
+  (``answer + '[SEP]'`` encodes as ``[CLS] ans [SEP]``); special-token strings
+  written in the text are matched as special tokens (case-sensitively, before
+  lower-casing).
+* Truncation to ``max_length`` counts the ``[CLS]``: at most
+  ``max_length - 1`` word pieces are kept, and an appended ``[SEP]`` is cut
+  like any other token when the text is too long (as in the official code).
+* Right padding with ``[PAD]`` (id 0 in the BERT vocabulary).
+* Decoding removes the ``[CLS]``, ``[SEP]`` and ``[PAD]`` strings from the
+  decoded text and strips the ends (other special tokens such as ``[UNK]``
+  are kept), like the official evaluation code.
+
+The vocabulary is always read from a local ``vocab.txt``: nothing is ever
+fetched from the Hugging Face hub.
+"""
+import os
+from typing import Dict, List, Optional, Sequence, Union
+
+from torch import Tensor
+
+from mplug2.registry import TOKENIZERS
+
+__all__ = ['MPLUG2Tokenizer', 'TokenizerOutput']
+
+SPECIAL_TOKENS = ('[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]')
+# Strings removed from decoded text (official evaluation code).
+_DECODE_STRIP = ('[SEP]', '[CLS]', '[PAD]')
+
+
+class TokenizerOutput(dict):
+    """``dict`` of ``input_ids`` / ``attention_mask`` with attribute access
+    (``out.input_ids``) and ``to(device)``."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError as exc:
+            raise AttributeError(name) from exc
+
+    def to(self, *args, **kwargs) -> 'TokenizerOutput':
+        return TokenizerOutput(
+            {k: v.to(*args, **kwargs) for k, v in self.items()})
+
+
+def _resolve_vocab_file(vocab_file: str) -> str:
+    path = os.path.expanduser(str(vocab_file))
+    if os.path.isdir(path):
+        candidate = os.path.join(path, 'vocab.txt')
+        if not os.path.isfile(candidate):
+            raise FileNotFoundError(
+                f'MPLUG2Tokenizer: directory {path!r} has no vocab.txt. Pass '
+                'the path of a BERT WordPiece vocab.txt (or of a directory '
+                'holding one).')
+        return candidate
+    if os.path.isfile(path):
+        return path
+    raise FileNotFoundError(
+        f'MPLUG2Tokenizer: {vocab_file!r} is not a local file or directory. '
+        'This tokenizer never downloads anything: pass the path of a local '
+        'BERT WordPiece vocab.txt (e.g. the vocab.txt of bert-large-uncased, '
+        '30522 entries) or of a directory containing it.')
+
+
+@TOKENIZERS.register_module()
+class MPLUG2Tokenizer:
+    """Uncased BERT WordPiece tokenizer following the official conventions.
+
+    Built on :class:`transformers.BertTokenizerFast` from a local vocabulary
+    (see the module docstring for the conventions).
+
+    Args:
+        vocab_file (str): path of a ``vocab.txt``, or of a directory holding
+            one. Names of hub models are refused (nothing is downloaded).
+        vocab_size (int, optional): expected vocabulary size; a mismatch
+            raises ``ValueError`` (guards against truncated or placeholder
+            vocabularies). ``None`` skips the check. Defaults to 30522
+            (``bert-base/large-uncased``).
+        do_lower_case (bool): lower-case and strip accents (uncased BERT).
+            Defaults to True.
+
+    Example:
+        >>> tok = MPLUG2Tokenizer('data/bert-large-uncased/vocab.txt')
+        >>> out = tok(['yes[SEP]', 'a video of a dog[SEP]'], max_length=20)
+        >>> out['input_ids']       # (2, L) LongTensor, [CLS] ... [SEP] [PAD]
+        >>> tok.batch_decode(out['input_ids'])
+        ['yes', 'a video of a dog']
+    """
+
+    def __init__(self,
+                 vocab_file: str,
+                 vocab_size: Optional[int] = 30522,
+                 do_lower_case: bool = True):
+        from tokenizers.processors import TemplateProcessing
+        from transformers import BertTokenizerFast
+
+        self.vocab_file = _resolve_vocab_file(vocab_file)
+        tokenizer = BertTokenizerFast(
+            vocab_file=self.vocab_file,
+            do_lower_case=do_lower_case,
+            clean_up_tokenization_spaces=True)
+        # The file's own entries: transformers appends missing special
+        # tokens as "added" tokens, which must not count as present.
+        vocab = tokenizer.backend_tokenizer.get_vocab(with_added_tokens=False)
+        missing = [t for t in SPECIAL_TOKENS if t not in vocab]
+        if missing:
+            raise ValueError(
+                f'MPLUG2Tokenizer: vocabulary {self.vocab_file!r} lacks the '
+                f'special tokens {missing}.')
+        if vocab_size is not None and tokenizer.vocab_size != vocab_size:
+            raise ValueError(
+                f'MPLUG2Tokenizer: vocabulary {self.vocab_file!r} has '
+                f'{tokenizer.vocab_size} tokens but vocab_size={vocab_size} '
+                'was expected (is it the right, complete vocab.txt? pass '
+                'vocab_size=None to skip this check).')
+        cls_id, sep_id = vocab['[CLS]'], vocab['[SEP]']
+        # Official convention: "[CLS] x" without a trailing [SEP].
+        tokenizer.backend_tokenizer.post_processor = TemplateProcessing(
+            single='[CLS] $A',
+            pair='[CLS] $A [SEP] $B:1 [SEP]:1',
+            special_tokens=[('[CLS]', cls_id), ('[SEP]', sep_id)])
+        self.tokenizer = tokenizer
+
+    # ------------------------------------------------------------------ ids
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.vocab_size
+
+    @property
+    def cls_token_id(self) -> int:
+        return self.tokenizer.cls_token_id
+
+    @property
+    def sep_token_id(self) -> int:
+        return self.tokenizer.sep_token_id
+
+    @property
+    def pad_token_id(self) -> int:
+        return self.tokenizer.pad_token_id
+
+    @property
+    def mask_token_id(self) -> int:
+        return self.tokenizer.mask_token_id
+
+    @property
+    def unk_token_id(self) -> int:
+        return self.tokenizer.unk_token_id
+
+    def __len__(self) -> int:
+        return len(self.tokenizer)
+
+    def __repr__(self) -> str:
+        return (f'{type(self).__name__}(vocab_file={self.vocab_file!r}, '
+                f'vocab_size={self.vocab_size})')
+
+    # ------------------------------------------------------------- encoding
+    def __call__(self,
+                 texts: Union[str, Sequence[str]],
+                 max_length: Optional[int] = None,
+                 padding: Union[bool, str] = 'longest',
+                 truncation: bool = True,
+                 add_special_tokens: bool = True) -> Dict[str, Tensor]:
+        """Encode a batch of texts.
+
+        Args:
+            texts: a string or a sequence of strings.
+            max_length: maximum number of tokens, ``[CLS]`` included; with
+                ``truncation`` longer texts are cut on the right. ``None``:
+                no limit.
+            padding: ``'longest'`` (default), ``'max_length'`` (pad to
+                ``max_length``) or ``False`` (all texts must then have the
+                same length).
+            truncation: cut to ``max_length`` (only used when
+                ``max_length`` is given).
+            add_special_tokens: prepend ``[CLS]``.
+
+        Returns:
+            :class:`TokenizerOutput` (a ``dict``) with ``input_ids`` and
+            ``attention_mask``, both ``LongTensor (B, L)``, right-padded
+            with ``pad_token_id``.
+        """
+        if isinstance(texts, str):
+            texts = [texts]
+        texts = list(texts)
+        if padding == 'max_length' and max_length is None:
+            raise ValueError("padding='max_length' needs max_length")
+        encoded = self.tokenizer(
+            texts,
+            max_length=max_length,
+            padding=padding,
+            truncation=bool(truncation) and max_length is not None,
+            add_special_tokens=add_special_tokens,
+            return_token_type_ids=False,
+            return_attention_mask=True,
+            return_tensors='pt')
+        return TokenizerOutput(
+            input_ids=encoded['input_ids'].long(),
+            attention_mask=encoded['attention_mask'].long())
+
+    def tokenize(self, text: str) -> List[str]:
+        """Word pieces of ``text`` (no ``[CLS]``)."""
+        return self.tokenizer.tokenize(text)
+
+    def convert_tokens_to_ids(self, tokens):
+        return self.tokenizer.convert_tokens_to_ids(tokens)
+
+    def convert_ids_to_tokens(self, ids):
+        return self.tokenizer.convert_ids_to_tokens(ids)
+
+    # ------------------------------------------------------------- decoding
+    def decode(self, ids: Union[Tensor, Sequence[int]]) -> str:
+        """Official decoding: decode all tokens, then delete the
+        ``[SEP]``/``[CLS]``/``[PAD]`` strings and strip the ends."""
+        if isinstance(ids, Tensor):
+            ids = ids.tolist()
+        text = self.tokenizer.decode(list(ids), skip_special_tokens=False)
+        for token in _DECODE_STRIP:
+            text = text.replace(token, '')
+        return text.strip()
+
+    def batch_decode(
+            self, ids: Union[Tensor, Sequence[Sequence[int]]]) -> List[str]:
+        """:meth:`decode` of every row."""
+        if isinstance(ids, Tensor):
+            ids = ids.tolist()
+        return [self.decode(row) for row in ids]
