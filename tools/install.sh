@@ -71,7 +71,8 @@ log "3/5 mmcv 2.1.0 with ops"
 if ! "$PY" -c 'import mmcv.ops' 2>/dev/null; then
   variant=$("$PY" -c 'import os, torch
 cuda = torch.cuda.is_available() or os.environ.get("FORCE_CUDA") == "1"
-print(f"torch{torch.__version__.split("+")[0]}-" + (f"cu{torch.version.cuda}" if cuda else "cpu"))')
+version = torch.__version__.split("+")[0]
+print("torch" + version + "-" + ("cu" + str(torch.version.cuda) if cuda else "cpu"))')
   wheel_dir=$CACHE/wheels/mmcv-2.1.0-$variant
   if ! ls "$wheel_dir"/mmcv-2.1.0-*.whl >/dev/null 2>&1; then
     log "building mmcv ($variant) from source: about 10-20 minutes on 2 cores, once"
