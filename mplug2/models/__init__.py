@@ -8,3 +8,4 @@ from .decoders import *  # noqa: F401,F403  shared text decoder, generation
 from .fusion import *  # noqa: F401,F403  fusion module
 from .necks import *  # noqa: F401,F403  universal layers
 from .text import *  # noqa: F401,F403  BERT blocks, text encoder, tokenizer
+from .multimodal import *  # noqa: F401,F403  task models
