@@ -21,6 +21,7 @@ import torch
 from mmengine.model import BaseModel
 from torch import Tensor, nn
 
+from mplug2.models.multimodal.cider import CiderD
 from mplug2.models.text.text_processing import pre_caption, pre_question
 from mplug2.registry import MODELS, TOKENIZERS
 
@@ -253,12 +254,22 @@ class MPLUG2Captioner(MPLUG2):
     official decoding starts from ``[CLS]`` alone and cuts the generated prompt off the
     text (``force_prompt=False``, for evaluating converted official checkpoints).
 
+    Second training stage, self-critical CIDEr optimisation (``scst=dict(...)``), which the
+    official release never made work: for every video the current model beam-searches
+    ``num_samples`` captions (no gradient), each is rewarded with CIDEr-D against the
+    references, the baseline is the mean reward of that video's captions, and the loss
+    is ``-(sum of log-probs / length) * (reward - baseline)`` averaged over captions.
+
     Args:
         prompt: the caption prompt (official: "a video of"; "" for COCO).
         max_caption_tokens: truncation of ``[CLS] prompt caption [SEP]`` (official 20).
         max_caption_words: words kept by ``pre_caption``.
         generation: beam-search settings (official: 5 beams, 4-20 tokens).
         force_prompt: see above.
+        scst: None (cross-entropy training) or the SCST settings: ``num_samples`` (beams
+            kept per video, default 5), ``corpus`` (a JSON file with one list of reference
+            captions per training video, for CIDEr-D's document frequency; default: the
+            references of the batch), ``generation`` (overrides of the beam settings).
     """
 
     def __init__(self,
@@ -268,10 +279,19 @@ class MPLUG2Captioner(MPLUG2):
                  max_caption_words: int = 80,
                  generation: Optional[dict] = None,
                  force_prompt: bool = True,
+                 scst: Optional[dict] = None,
                  **kwargs):
         super().__init__(*args, **kwargs)
         if self.text_decoder is None:
             raise ValueError('MPLUG2Captioner needs text_decoder')
+        self.scst = None
+        if scst is not None:
+            self.scst = dict(num_samples=5, corpus=None, generation={})
+            unknown = set(scst) - set(self.scst)
+            if unknown:
+                raise ValueError(f'unknown scst settings: {sorted(unknown)}')
+            self.scst.update(scst)
+            self.cider = CiderD(_read_reference_sets(self.scst['corpus']) if self.scst['corpus'] else None)
         self.prompt = prompt.strip()
         self.max_caption_tokens = max_caption_tokens
         self.max_caption_words = max_caption_words
@@ -282,6 +302,8 @@ class MPLUG2Captioner(MPLUG2):
         self.prompt_length = len(self.tokenizer([self.prompt])['input_ids'][0]) if self.prompt else 1
 
     def loss(self, inputs: Tensor, data_samples: list) -> dict:
+        if self.scst is not None:
+            return self.scst_loss(inputs, data_samples)
         captions = []
         for sample in data_samples:
             caption = _field(sample, 'gt_caption')
@@ -297,24 +319,72 @@ class MPLUG2Captioner(MPLUG2):
                                       labels=labels, reduction='mean')
         return dict(loss=loss)
 
+    def generate_captions(self, visual: Tensor, **generation) -> tuple[Tensor, list[str]]:
+        """Beam search over the visual tokens -> (token ids incl. prefix, captions without prompt)."""
+        prefix = None
+        if self.force_prompt and self.prompt:
+            prompt_ids = self.tokenize([self.prompt], None)['input_ids']
+            prefix = prompt_ids.expand(visual.shape[0], -1)
+        settings = dict(self.generation, **generation)
+        sequences = self.text_decoder.generate(
+            visual, None, input_ids=prefix, bos_token_id=self.tokenizer.cls_token_id,
+            eos_token_id=self.tokenizer.sep_token_id, pad_token_id=self.tokenizer.pad_token_id,
+            **settings)
+        captions = []
+        for text in self.tokenizer.batch_decode(sequences):
+            if self.prompt and self.prompt in text:
+                text = text.split(self.prompt)[-1]
+            captions.append(text.strip())
+        return sequences, captions
+
+    def scst_loss(self, inputs: Tensor, data_samples: list) -> dict:
+        """Self-critical sequence training with a CIDEr-D reward (see the class docstring)."""
+        num_samples = self.scst['num_samples']
+        visual = self.extract_visual_features(inputs)
+        # 1. Captions of the current policy (beam search, no gradient, no dropout).
+        was_training = self.training
+        self.eval()
+        with torch.no_grad():
+            sequences, captions = self.generate_captions(
+                visual.detach(), **dict(dict(num_beams=num_samples, num_return_sequences=num_samples),
+                                        **self.scst['generation']))
+        self.train(was_training)
+        # 2. Rewards and the baseline: the mean reward of the captions of the same video.
+        references = []
+        for sample in data_samples:
+            refs = _as_list(_field(sample, 'gt_caption'))
+            references += [[pre_caption(ref, self.max_caption_words) for ref in refs]] * num_samples
+        rewards = torch.tensor(self.cider.score(captions, references), device=visual.device)
+        rewards = rewards.view(len(data_samples), num_samples)
+        advantage = (rewards - rewards.mean(dim=1, keepdim=True)).flatten()
+        # 3. Log-probabilities of the captions, with gradient; prompt and padding excluded.
+        attention_mask = (sequences != self.tokenizer.pad_token_id).long()
+        labels = sequences.masked_fill(attention_mask == 0, -100)
+        labels[:, :self.prompt_length if (self.force_prompt and self.prompt) else 1] = -100
+        negative_log_prob = self.text_decoder.loss(
+            sequences, attention_mask, visual.repeat_interleave(num_samples, dim=0), None,
+            labels=labels, reduction='sum_per_sequence')
+        lengths = (labels[:, 1:] != -100).sum(dim=1).clamp(min=1)
+        loss = (negative_log_prob / lengths * advantage).mean()
+        return dict(loss_scst=loss, reward=rewards.mean().detach())
+
     @torch.no_grad()
     def predict(self, inputs: Tensor, data_samples: Optional[list] = None) -> list:
         from mmengine.structures import BaseDataElement
         visual = self.extract_visual_features(inputs)
-        batch_size = visual.shape[0]
-        prefix = None
-        if self.force_prompt and self.prompt:
-            prompt_ids = self.tokenize([self.prompt], None)['input_ids']
-            prefix = prompt_ids.expand(batch_size, -1)
-        sequences = self.text_decoder.generate(
-            visual, None, input_ids=prefix, bos_token_id=self.tokenizer.cls_token_id,
-            eos_token_id=self.tokenizer.sep_token_id, pad_token_id=self.tokenizer.pad_token_id,
-            **self.generation)
-        texts = self.tokenizer.batch_decode(sequences)
+        _, captions = self.generate_captions(visual)
         if data_samples is None:
-            data_samples = [BaseDataElement() for _ in range(batch_size)]
-        for sample, text in zip(data_samples, texts):
-            if self.prompt:
-                text = text.split(self.prompt)[-1] if self.prompt in text else text
-            sample.set_field(text.strip(), 'pred_caption', field_type='metainfo')
+            data_samples = [BaseDataElement() for _ in range(visual.shape[0])]
+        for sample, caption in zip(data_samples, captions):
+            sample.set_field(caption, 'pred_caption', field_type='metainfo')
         return data_samples
+
+
+def _read_reference_sets(path: str) -> list[list[str]]:
+    """A JSON file holding one list of reference captions per training video (CIDEr-D corpus)."""
+    import json
+    with open(path, encoding='utf-8') as f:
+        data = json.load(f)
+    if not isinstance(data, list) or not all(isinstance(refs, list) for refs in data):
+        raise ValueError(f'{path}: expected a JSON list with one list of captions per video')
+    return [[pre_caption(ref, 1000) for ref in refs] for refs in data]

@@ -1,0 +1,99 @@
+"""CIDEr-D reward and self-critical sequence training for the captioner."""
+import json
+
+import pytest
+import torch
+from mmengine.structures import BaseDataElement
+
+from mplug2.models.multimodal.cider import CiderD
+from mplug2.registry import MODELS
+from tests.conftest import tiny_mplug2
+
+CANDIDATES = ['a red circle moves left', 'a dog plays with a ball', 'the blue square']
+REFERENCES = [['a red circle moving left', 'red circle goes left'],
+              ['a dog plays with the ball', 'the dog is playing'],
+              ['a blue square moving up', 'blue square']]
+
+
+def test_cider_d_equals_coco_evaluation():
+    from pycocoevalcap.cider.cider import Cider
+    gts = {i: refs for i, refs in enumerate(REFERENCES)}
+    res = {i: [cand] for i, cand in enumerate(CANDIDATES)}
+    _, expected = Cider().compute_score(gts, res)
+    ours = CiderD().score(CANDIDATES, REFERENCES)
+    assert ours == pytest.approx(list(expected), rel=1e-9, abs=1e-12)
+
+
+def test_cider_d_corpus_reward_does_not_depend_on_the_batch():
+    scorer = CiderD(corpus=REFERENCES)
+    alone = scorer.score(CANDIDATES[:1], REFERENCES[:1])
+    together = scorer.score(CANDIDATES, REFERENCES)
+    assert alone[0] == pytest.approx(together[0])
+    # A perfect candidate beats a partial one.
+    perfect, partial = scorer.score(['a red circle moving left', 'red'], [REFERENCES[0]] * 2)
+    assert perfect > partial > 0
+
+
+def test_cider_d_rejects_bad_input():
+    with pytest.raises(ValueError, match='reference sets'):
+        CiderD().score(['a'], [])
+    with pytest.raises(ValueError, match='no reference'):
+        CiderD().score(['a'], [[]])
+
+
+def _captioner(tiny_vocab, **scst):
+    torch.manual_seed(0)
+    return MODELS.build(tiny_mplug2('MPLUG2Captioner', tiny_vocab, text_encoder=None, fusion=None,
+                                    generation=dict(num_beams=3, max_length=4, min_length=1),
+                                    scst=dict(num_samples=3, **scst)))
+
+
+def _caption_samples():
+    samples = []
+    for refs in (['a red circle moving left'], ['a blue square moving up', 'blue square']):
+        sample = BaseDataElement()
+        sample.set_field(refs, 'gt_caption', field_type='metainfo')
+        samples.append(sample)
+    return samples
+
+
+def test_scst_loss_matches_the_formula(tiny_vocab, monkeypatch):
+    model = _captioner(tiny_vocab)
+    model.eval()  # no dropout so that the recomputation below is exact
+    videos = torch.randn(2, 3, 2, 16, 16)
+    rewards = [0.5, 1.0, 1.5, 2.0, 2.0, 2.0]  # video 0: advantage -0.5, 0, 0.5; video 1: all 0
+    monkeypatch.setattr(model.cider, 'score', lambda cands, refs: rewards)
+    out = model.loss(videos, _caption_samples())
+    assert out['reward'].item() == pytest.approx(sum(rewards) / 6)
+
+    visual = model.extract_visual_features(videos)
+    sequences, _ = model.generate_captions(visual, num_beams=3, num_return_sequences=3)
+    mask = (sequences != 0).long()
+    labels = sequences.masked_fill(mask == 0, -100)
+    labels[:, :model.prompt_length] = -100
+    logits = model.text_decoder(sequences, mask, visual.repeat_interleave(3, 0))
+    log_probs = logits[:, :-1].log_softmax(-1)
+    targets = labels[:, 1:]
+    valid = targets != -100
+    token_lp = log_probs.gather(-1, targets.clamp(min=0)[..., None])[..., 0] * valid
+    mean_lp = token_lp.sum(1) / valid.sum(1)
+    advantage = torch.tensor([-0.5, 0.0, 0.5, 0.0, 0.0, 0.0])
+    expected = (-mean_lp * advantage).mean()
+    torch.testing.assert_close(out['loss_scst'], expected, rtol=1e-4, atol=1e-6)
+
+
+def test_scst_trains_with_gradients_and_a_corpus(tiny_vocab, tmp_path):
+    corpus = tmp_path / 'corpus.json'
+    corpus.write_text(json.dumps([['a red circle moving left'], ['a blue square moving up']]))
+    model = _captioner(tiny_vocab, corpus=str(corpus))
+    out = model.loss(torch.randn(2, 3, 2, 16, 16), _caption_samples())
+    assert torch.isfinite(out['loss_scst'])
+    out['loss_scst'].backward()
+    grads = [p.grad for p in model.text_decoder.parameters() if p.grad is not None]
+    assert grads and any(g.abs().sum() > 0 for g in grads)
+    assert model.training  # generation switched to eval and back
+
+
+def test_scst_settings_are_checked(tiny_vocab):
+    with pytest.raises(ValueError, match='unknown scst'):
+        _captioner(tiny_vocab, beams=3)
