@@ -1,0 +1,15 @@
+"""Datasets of mplug2 (registered in ``mplug2.registry.DATASETS``) and their transforms."""
+from . import transforms  # noqa: F401  registers the transforms
+from .annotation_io import VIDEO_EXTENSIONS, load_answer_list
+from .base_video_text import BaseVideoTextDataset
+from .errors import AnnotationError, SampleLoadError, VideoLoadError
+from .moving_shapes import generate_moving_shapes
+from .video_caption import VideoCaptionDataset
+from .video_qa import VideoQADataset
+from .video_retrieval import VideoRetrievalDataset
+
+__all__ = [
+    'BaseVideoTextDataset', 'VideoQADataset', 'VideoCaptionDataset', 'VideoRetrievalDataset',
+    'AnnotationError', 'SampleLoadError', 'VideoLoadError', 'VIDEO_EXTENSIONS',
+    'load_answer_list', 'generate_moving_shapes'
+]

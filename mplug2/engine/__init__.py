@@ -1,0 +1,2 @@
+"""Engine pieces of mplug2: hooks, loops and optimiser constructors."""
+from .hooks import *  # noqa: F401,F403

@@ -9,3 +9,4 @@ from .fusion import *  # noqa: F401,F403  fusion module
 from .necks import *  # noqa: F401,F403  universal layers
 from .text import *  # noqa: F401,F403  BERT blocks, text encoder, tokenizer
 from .multimodal import *  # noqa: F401,F403  task models
+from .data_preprocessors import *  # noqa: F401,F403  data preprocessor (images and videos)

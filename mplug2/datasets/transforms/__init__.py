@@ -1,0 +1,15 @@
+"""Data transforms of mplug2 (registered in ``mplug2.registry.TRANSFORMS``).
+
+Crops and flips are mmaction2's, reached across scopes from configs
+(``mmaction.RandomResizedCrop``, ``mmaction.Flip``); :class:`VideoResize` is the torch
+resize of the official pipeline (see docs/datasets.md for the train and test pipelines).
+"""
+from .formatting import PackMultimodalInputs, frames_to_tensor
+from .loading import (LoadVideoFrames, SampleVideoFrames, VideoDecode, VideoInit, open_video,
+                      sample_frame_indices)
+from .processing import VideoResize
+
+__all__ = [
+    'sample_frame_indices', 'open_video', 'VideoInit', 'SampleVideoFrames', 'VideoDecode',
+    'LoadVideoFrames', 'VideoResize', 'PackMultimodalInputs', 'frames_to_tensor'
+]

@@ -1,0 +1,77 @@
+"""Video-text retrieval: MSRVTT 1k-A, DiDeMo (paragraph-to-video), LSMDC."""
+from typing import List
+
+from mplug2.models.text.text_processing import pre_caption
+from mplug2.registry import DATASETS
+from .annotation_io import get_str_or_list, load_records
+from .base_video_text import BaseVideoTextDataset
+from .video_caption import CAPTION_KEYS
+
+__all__ = ['VideoRetrievalDataset']
+
+
+@DATASETS.register_module()
+class VideoRetrievalDataset(BaseVideoTextDataset):
+    """Video-text retrieval annotations.
+
+    Accepted records (``.jsonl`` lines or the entries of a ``.json`` list):
+
+    * official mPLUG-2 / frozen-in-time ``{"clip_name": str, "caption": str | [str, ...]}``
+      (``"video": "name.mp4"`` instead of ``clip_name`` also works, as in mmaction2's
+      ``MSRVTTRetrieval`` json);
+    * DiDeMo paragraphs: ``caption`` is the list of a video's sentences; with
+      ``is_paragraph=True`` they are joined with spaces into one text.
+
+    Training (``test_mode=False``): one sample per (video, text), with ``text`` (a
+    ``pre_caption``'d string) and ``video_idx``, an integer per distinct video (the
+    positives of the contrastive loss; equal ``video_idx`` = same video).
+
+    Test: one sample per distinct video, in first-appearance order, with ``video_idx``
+    (= its position), ``text`` (its texts) and ``text_id`` (their global indices). The
+    ground truth is also in ``metainfo`` (and as attributes): ``texts`` (all texts, in
+    ``text_id`` order), ``txt2vid`` (the video of each text), ``vid2txt`` (the texts of
+    each video), ``num_videos`` and ``num_texts`` (the names mmaction2's retrieval loop reads).
+
+    Args:
+        max_words: ``pre_caption`` word limit (256, the official default).
+        is_paragraph: join each record's caption list into one paragraph (DiDeMo).
+    """
+
+    def __init__(self, ann_file, max_words: int = 256, is_paragraph: bool = False,
+                 **kwargs) -> None:
+        self.max_words = max_words
+        self.is_paragraph = is_paragraph
+        super().__init__(ann_file=ann_file, **kwargs)
+
+    def load_data_list(self) -> List[dict]:
+        videos = {}  # video_id -> (video_name, [texts])
+        for where, record in load_records(self.ann_files):
+            video_id, video_name = self.parse_video_name(record, where)
+            captions = get_str_or_list(record, CAPTION_KEYS, where)
+            if self.is_paragraph:
+                captions = [' '.join(c.strip() for c in captions)]
+            texts = [pre_caption(c, self.max_words) for c in captions]
+            if video_id in videos:
+                videos[video_id][1].extend(texts)
+            else:
+                videos[video_id] = (video_name, texts)
+
+        data_list, all_texts, txt2vid, vid2txt = [], [], [], []
+        for video_idx, (video_id, (video_name, texts)) in enumerate(videos.items()):
+            text_ids = list(range(len(all_texts), len(all_texts) + len(texts)))
+            all_texts.extend(texts)
+            txt2vid.extend([video_idx] * len(texts))
+            vid2txt.append(text_ids)
+            if self.test_mode:
+                data_list.append(dict(video_id=video_id, video_name=video_name,
+                                      video_idx=video_idx, text=texts, text_id=text_ids))
+            else:
+                data_list.extend(
+                    dict(video_id=video_id, video_name=video_name, video_idx=video_idx,
+                         text=text, text_id=text_id) for text, text_id in zip(texts, text_ids))
+
+        self.num_videos, self.num_texts = len(vid2txt), len(all_texts)
+        self.texts, self.txt2vid, self.vid2txt = all_texts, txt2vid, vid2txt
+        self._metainfo.update(texts=all_texts, txt2vid=txt2vid, vid2txt=vid2txt,
+                              num_videos=self.num_videos, num_texts=self.num_texts)
+        return data_list
