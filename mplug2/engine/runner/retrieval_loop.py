@@ -1,0 +1,198 @@
+"""Validation / test loops of video-text retrieval: features batch by batch, ranking at the end.
+
+Retrieval cannot be scored per batch: every text is ranked against every video. The loops
+
+1. run ``model(inputs, data_samples, mode='tensor')`` on every batch (after the data
+   preprocessor). The model returns per-video tensors (keys ``visual_*``, first dimension
+   the batch) and per-text tensors (keys ``text_*``, one row per text of the batch's
+   samples, plus ``text_sample``: the batch position of each text's sample); see
+   :meth:`mplug2.models.MPLUG2Retriever.forward`;
+2. split them into one record per dataset sample (moved to the CPU), gather the records
+   of all ranks and order them by ``sample_idx`` (padding duplicates of the distributed
+   sampler are dropped), so every rank holds the features of the whole dataset;
+3. stack them (``text_*`` rows ordered by ``text_id``; rows of different lengths are
+   right-padded with zeros) and call ``model.predict_all(video_feats, text_feats,
+   t2v_rows, v2t_rows)``; each rank re-ranks its share of the queries and the score
+   matrices are summed over ranks;
+4. hand the result to the evaluator as one dict per rank (the contract of
+   :class:`mplug2.evaluation.RetrievalMetric`):
+   ``sim_t2v`` (this rank's rows of the texts x videos scores) with ``text_ids`` (which
+   rows), ``txt2vid`` (the video of every text), and, on rank 0, ``sim_v2t`` (videos x
+   texts, whole). Scores: higher is better.
+
+Dataset contract (``VideoRetrievalDataset(test_mode=True)``): one sample per video, in
+any order the sampler likes; its data sample has ``text`` (a str or a list of texts of
+that video) and optionally ``text_id`` (their global indices, 0..num_texts-1; default:
+numbered in video order) and ``sample_idx`` (its dataset index; default: the
+``DefaultSampler`` order, ``shuffle=False``). Video ``i`` of the score matrices is
+dataset sample ``i``.
+"""
+from itertools import chain, zip_longest
+from typing import Dict, List, Sequence, Tuple
+
+import torch
+from mmengine.dist import all_gather_object, all_reduce, get_rank, get_world_size
+from mmengine.model import is_model_wrapper
+from mmengine.runner import TestLoop, ValLoop
+from mmengine.runner.amp import autocast
+
+from mplug2.registry import LOOPS
+
+__all__ = ['MPLUG2RetrievalValLoop', 'MPLUG2RetrievalTestLoop', 'stack_padded']
+
+
+def _as_list(value) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def stack_padded(rows: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Stack tensors whose first dimension may differ, right-padding it with zeros
+    (text token states and masks of batches padded to different lengths)."""
+    if not rows:
+        raise ValueError('nothing to stack')
+    if any(row.dim() == 0 for row in rows) or len({row.shape for row in rows}) == 1:
+        return torch.stack(list(rows))
+    length = max(row.shape[0] for row in rows)
+    out = rows[0].new_zeros((len(rows), length) + tuple(rows[0].shape[1:]))
+    for index, row in enumerate(rows):
+        out[index, :row.shape[0]] = row
+    return out
+
+
+class _RetrievalLoopMixin:
+    """The retrieval ``run`` shared by the val and test loops (``stage`` names the hooks)."""
+
+    stage: str
+
+    def run(self) -> dict:
+        stage = self.stage
+        self.runner.call_hook(f'before_{stage}')
+        self.runner.call_hook(f'before_{stage}_epoch')
+        self.runner.model.eval()
+        records: List[dict] = []
+        for idx, data_batch in enumerate(self.dataloader):
+            records += self.run_iter(idx, data_batch)
+        metrics = self.rank_and_evaluate(records)
+        self.runner.call_hook(f'after_{stage}_epoch', metrics=metrics)
+        self.runner.call_hook(f'after_{stage}')
+        return metrics
+
+    @property
+    def _model(self):
+        model = self.runner.model
+        return model.module if is_model_wrapper(model) else model
+
+    @torch.no_grad()
+    def run_iter(self, idx: int, data_batch: dict) -> List[dict]:
+        """Features of one batch, split into one CPU record per sample."""
+        self.runner.call_hook(f'before_{self.stage}_iter', batch_idx=idx, data_batch=data_batch)
+        model = self._model
+        with autocast(enabled=self.fp16):
+            data = model.data_preprocessor(data_batch, False)
+            feats = model._run_forward(data, mode='tensor')
+        data_samples = data['data_samples']
+        records = self.split_records(feats, data_samples)
+        self.runner.call_hook(f'after_{self.stage}_iter', batch_idx=idx, data_batch=data_batch,
+                              outputs=data_samples)
+        return records
+
+    @staticmethod
+    def split_records(feats: Dict[str, torch.Tensor], data_samples: Sequence) -> List[dict]:
+        """One record per sample: its ``visual_*`` rows, and ``texts``: a list of
+        ``(text_id or None, {text_* key: row})`` for the sample's texts."""
+        records = []
+        for position, sample in enumerate(data_samples):
+            records.append(dict(
+                sample_idx=sample.get('sample_idx'),
+                visual={k: v[position].cpu() for k, v in feats.items() if k.startswith('visual_')},
+                texts=[]))
+        if 'text_sample' in feats:
+            text_keys = [k for k in feats if k.startswith('text_') and k != 'text_sample']
+            owners = feats['text_sample'].tolist()
+            text_ids = {position: _as_list(sample.get('text_id'))
+                        for position, sample in enumerate(data_samples)}
+            seen = [0] * len(data_samples)
+            for row, owner in enumerate(owners):
+                ids = text_ids[owner]
+                text_id = int(ids[seen[owner]]) if ids else None
+                seen[owner] += 1
+                records[owner]['texts'].append(
+                    (text_id, {k: feats[k][row].cpu() for k in text_keys}))
+        return records
+
+    def gather_records(self, records: List[dict]) -> List[dict]:
+        """All ranks' records in dataset order, without the sampler's padding duplicates."""
+        parts = all_gather_object(records)
+        size = len(self.dataloader.dataset)
+        if all(r['sample_idx'] is not None for r in chain.from_iterable(parts)):
+            unique = {}
+            for record in chain.from_iterable(parts):
+                unique.setdefault(int(record['sample_idx']), record)
+            return [unique[key] for key in sorted(unique)][:size]
+        # DefaultSampler(shuffle=False) order: rank r holds samples r, r + W, r + 2W ...
+        ordered = [r for r in chain.from_iterable(zip_longest(*parts)) if r is not None]
+        return ordered[:size]
+
+    @staticmethod
+    def collate_features(records: List[dict]) -> Tuple[dict, dict, List[int]]:
+        """Stack the records into ``video_feats``, ``text_feats`` (rows in ``text_id``
+        order) and ``txt2vid`` (the video, i.e. record position, of every text)."""
+        if not records:
+            raise ValueError('the retrieval loop got no samples')
+        video_feats = {k: stack_padded([r['visual'][k] for r in records])
+                       for k in records[0]['visual']}
+        texts = [(text_id, video, feats) for video, record in enumerate(records)
+                 for text_id, feats in record['texts']]
+        if not texts:
+            raise ValueError('the retrieval loop got no texts: the samples need a `text` field')
+        if all(text_id is not None for text_id, _, _ in texts):
+            texts.sort(key=lambda item: item[0])
+            ids = [text_id for text_id, _, _ in texts]
+            if ids != list(range(len(ids))):
+                raise ValueError('text_id must number the texts 0..num_texts-1 exactly once')
+        text_feats = {k: stack_padded([feats[k] for _, _, feats in texts]) for k in texts[0][2]}
+        txt2vid = [video for _, video, _ in texts]
+        return video_feats, text_feats, txt2vid
+
+    @torch.no_grad()
+    def rank_and_evaluate(self, records: List[dict]) -> dict:
+        """Gather, rank (queries shared among the ranks) and evaluate."""
+        video_feats, text_feats, txt2vid = self.collate_features(self.gather_records(records))
+        rank, world_size = get_rank(), get_world_size()
+        num_texts, num_videos = len(txt2vid), video_feats['visual_feat'].shape[0]
+        t2v_rows = torch.arange(rank, num_texts, world_size)
+        v2t_rows = torch.arange(rank, num_videos, world_size)
+        model = self._model
+        with autocast(enabled=self.fp16):
+            scores = model.predict_all(video_feats, text_feats, t2v_rows=t2v_rows,
+                                       v2t_rows=v2t_rows)
+        sim_t2v, sim_v2t = scores['sim_t2v'].float(), scores['sim_v2t'].float()
+        if world_size > 1:  # disjoint rows, zero elsewhere: the sum is the whole matrix
+            device = next(model.parameters()).device
+            sim_t2v, sim_v2t = sim_t2v.to(device), sim_v2t.to(device)
+            all_reduce(sim_t2v, op='sum')
+            all_reduce(sim_v2t, op='sum')
+            sim_t2v, sim_v2t = sim_t2v.cpu(), sim_v2t.cpu()
+        result = dict(sim_t2v=sim_t2v[t2v_rows], text_ids=t2v_rows.tolist(), txt2vid=txt2vid)
+        if rank == 0:
+            result['sim_v2t'] = sim_v2t
+        self.evaluator.process(data_samples=[result], data_batch=None)
+        return self.evaluator.evaluate(world_size)
+
+
+@LOOPS.register_module()
+class MPLUG2RetrievalValLoop(_RetrievalLoopMixin, ValLoop):
+    """Retrieval validation (see the module docstring). Args as :class:`mmengine.runner.ValLoop`:
+    ``dataloader``, ``evaluator`` (e.g. ``dict(type='RetrievalMetric')``), ``fp16``."""
+
+    stage = 'val'
+
+
+@LOOPS.register_module()
+class MPLUG2RetrievalTestLoop(_RetrievalLoopMixin, TestLoop):
+    """Retrieval test (see the module docstring). Args as :class:`mmengine.runner.TestLoop`:
+    ``dataloader``, ``evaluator`` (e.g. ``dict(type='RetrievalMetric')``), ``fp16``."""
+
+    stage = 'test'
