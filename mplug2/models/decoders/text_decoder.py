@@ -16,6 +16,12 @@ cross_v)``, each (B, heads, length, head_dim). The self-attention entries grow
 by one position per step; the cross-attention entries hold the projected
 memory, computed once at the first step. Position ids continue from the cache
 length. :meth:`reorder_cache` gathers batch rows (beam search).
+
+Beam search does not tile the memory: the ``B * num_beams`` decoder rows share
+the ``B`` memory rows (row ``b * num_beams + k`` reads memory row ``b``; the
+cross-attention folds the beams into its query length), so the memory is
+projected once per item and the cross-attention cache holds ``B`` rows that
+beam re-ordering never has to gather (beams are only permuted within an item).
 """
 from typing import Optional, Tuple, Union
 
@@ -120,7 +126,8 @@ class TextDecoder(BaseModule):
                 memory: Optional[torch.Tensor] = None,
                 memory_mask: Optional[torch.Tensor] = None,
                 past_key_values: Optional[Cache] = None,
-                use_cache: bool = False):
+                use_cache: bool = False,
+                last_only: bool = False):
         """
         Args:
             input_ids: (B, L) token ids: the whole sequence, or only the new
@@ -129,13 +136,17 @@ class TextDecoder(BaseModule):
                 the new tokens; None = no padding. Always combined with the
                 causal mask.
             memory: (B, Lm, encoder_width) states to cross-attend to. Not needed
-                when ``past_key_values`` holds their projections.
-            memory_mask: (B, Lm) 0/1, default all 1.
+                when ``past_key_values`` holds their projections. It may also have
+                ``B / g`` rows, shared by ``g`` consecutive rows of ``input_ids``
+                (beam search without tiling the memory).
+            memory_mask: (rows of memory, Lm) 0/1, default all 1.
             past_key_values: the cache returned by a previous call.
             use_cache: also return the updated cache.
+            last_only: compute the logits of the last position only (generation).
 
         Returns:
-            logits (B, L, vocab_size), or ``(logits, cache)`` when ``use_cache``.
+            logits (B, L, vocab_size) (L = 1 with ``last_only``), or
+            ``(logits, cache)`` when ``use_cache``.
         """
         batch_size, seq_length = input_ids.shape
         past_length = 0 if past_key_values is None else past_key_values[0][0].shape[2]
@@ -156,6 +167,8 @@ class TextDecoder(BaseModule):
                 layer_memory, cross_attention_mask, past_key_value, use_cache)
             presents.append(present)
 
+        if last_only:
+            hidden_states = hidden_states[:, -1:]
         logits = self.cls(hidden_states)
         if use_cache:
             return logits, tuple(presents)
@@ -220,28 +233,39 @@ class TextDecoder(BaseModule):
     # ------------------------------------------------------------------ #
     def build_step_fn(self, memory: torch.Tensor, memory_mask: Optional[torch.Tensor],
                       use_cache: bool = True):
-        """The ``(step_fn, reorder_fn)`` pair of :mod:`mplug2.models.decoders.generation`
-        for a memory already tiled to the number of generated rows.
+        """The ``(step_fn, reorder_fn)`` pair of :mod:`mplug2.models.decoders.generation`.
 
-        With the cache, the state is ``dict(cache=..., memory_mask=...)``; both
-        are reordered together. Without it, every call re-runs the full prefix
-        (the official decoding) and the state is None.
+        ``memory`` has either one row per generated row, or one row per item
+        shared by the ``N / B`` consecutive rows of its beams (beam search
+        re-orders beams within an item only, so shared memory rows and their
+        cached cross-attention keys/values never need re-ordering).
+
+        With the cache, the state is ``dict(cache=..., memory_mask=...)``; the
+        self-attention cache (and, for a memory that is not shared, the
+        cross-attention cache and the mask) are reordered. Without it, every
+        call re-runs the full prefix (the official decoding) and the state is None.
         """
 
         def step_fn(tokens: torch.Tensor, state):
             if not use_cache:
-                logits = self(tokens, None, memory, memory_mask)
+                logits = self(tokens, None, memory, memory_mask, last_only=True)
                 return logits[:, -1].float(), None
             if state is None:
-                logits, cache = self(tokens, None, memory, memory_mask, use_cache=True)
+                logits, cache = self(tokens, None, memory, memory_mask, use_cache=True,
+                                     last_only=True)
                 return logits[:, -1].float(), dict(cache=cache, memory_mask=memory_mask)
             logits, cache = self(tokens, None, None, state['memory_mask'],
-                                 past_key_values=state['cache'], use_cache=True)
+                                 past_key_values=state['cache'], use_cache=True, last_only=True)
             return logits[:, -1].float(), dict(cache=cache, memory_mask=state['memory_mask'])
 
         def reorder_fn(state, index: torch.Tensor):
             if state is None:
                 return None
+            if memory.shape[0] != index.numel():  # shared memory: only the self-attention cache
+                cache = tuple(
+                    tuple(t.index_select(0, index.to(t.device)) for t in layer_cache[:2])
+                    + tuple(layer_cache[2:]) for layer_cache in state['cache'])
+                return dict(cache=cache, memory_mask=state['memory_mask'])
             mask = state['memory_mask']
             if mask is not None:
                 mask = mask.index_select(0, index.to(mask.device))
@@ -287,10 +311,8 @@ class TextDecoder(BaseModule):
             input_ids = torch.full((batch_size, 1), bos_token_id, dtype=torch.long,
                                    device=memory.device)
         if num_beams > 1:
-            # beam_search calls step_fn with rows b * num_beams + k: tile the memory alike.
-            memory = memory.repeat_interleave(num_beams, dim=0)
-            if memory_mask is not None:
-                memory_mask = memory_mask.repeat_interleave(num_beams, dim=0)
+            # beam_search calls step_fn with rows b * num_beams + k; those rows share memory
+            # row b (no tiling: see the module docstring).
             step_fn, reorder_fn = self.build_step_fn(memory, memory_mask, use_cache)
             sequences, scores = beam_search(
                 step_fn, reorder_fn, input_ids, num_beams=num_beams, max_length=max_length,

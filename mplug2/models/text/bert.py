@@ -229,11 +229,31 @@ class BertSelfAttention(nn.Module):
                 key = torch.cat([past_key_value[0].to(key.dtype), key], dim=2)
                 value = torch.cat([past_key_value[1].to(value.dtype), value], dim=2)
 
+        key_rows = key.shape[0]
+        if self.is_cross_attention and key_rows != batch_size:
+            # A memory shared by ``groups`` consecutive query rows (beam search: the beams of
+            # one item): fold the groups into the query length instead of tiling the memory.
+            # Every query row still attends to its own item's keys only.
+            if batch_size % key_rows:
+                raise ValueError(f'{batch_size} query rows cannot share a memory of '
+                                 f'{key_rows} rows')
+            groups = batch_size // key_rows
+            query = query.reshape(key_rows, groups, self.num_attention_heads, query_length,
+                                  self.head_dim).transpose(1, 2).reshape(
+                                      key_rows, self.num_attention_heads,
+                                      groups * query_length, self.head_dim)
+            if attention_mask is not None and attention_mask.shape[0] not in (1, key_rows):
+                raise ValueError('the memory mask must have one row per memory row')
         context = F.scaled_dot_product_attention(
             query, key.to(query.dtype), value.to(query.dtype),
             attn_mask=additive_mask(attention_mask, query.dtype),
             dropout_p=self.attention_dropout if self.training else 0.0)
-        context = context.transpose(1, 2).reshape(batch_size, query_length, -1)
+        if context.shape[0] != batch_size:  # unfold the groups: (B, heads, g * Lq, d)
+            context = context.view(key_rows, self.num_attention_heads, batch_size // key_rows,
+                                   query_length, self.head_dim).permute(0, 2, 3, 1, 4)
+        else:
+            context = context.transpose(1, 2)
+        context = context.reshape(batch_size, query_length, -1)
         present = (key, value) if use_cache else None
         return context, present
 
