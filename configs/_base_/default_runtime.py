@@ -9,6 +9,10 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'),
 )
 
+# Counts and logs the videos that datasets with on_error='skip' replaced (see docs/datasets.md).
+# Defined here only: a list cannot be merged across _base_ files.
+custom_hooks = [dict(type='mplug2.BadSampleReportHook')]
+
 env_cfg = dict(
     cudnn_benchmark=False,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),

@@ -1,0 +1,218 @@
+"""mplug2.apis: init_model / answer_question / caption_video on tiny moving-shapes videos, and the demo CLI."""
+import importlib.util
+import os
+import os.path as osp
+import re
+import subprocess
+import sys
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.dataset import Compose, pseudo_collate
+from mmengine.registry import DefaultScope
+
+import mplug2  # noqa: F401  compatibility layer first
+from mplug2.apis import answer_question, build_test_pipeline, caption_video, inference_model, init_model
+from mplug2.datasets.moving_shapes import QUESTIONS, generate_moving_shapes
+from mplug2.registry import MODELS
+from mplug2.utils.checkpoint import load_checkpoint_file
+from tests.conftest import tiny_mplug2, write_vocab
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+SIZE, FRAMES = 32, 4
+QUESTION = QUESTIONS['color']
+
+
+def _model_cfg(model_type, vocab, **overrides):
+    # tests/conftest.py sizes, but a 32x32 input with patch 8 (the rendered video size).
+    cfg = tiny_mplug2(model_type, vocab, **overrides)
+    cfg['vision_encoder'] = dict(type='DualVisionEncoder', img_size=SIZE,
+                                 arch=dict(width=32, layers=2, heads=2, patch_size=8))
+    cfg['data_preprocessor'] = dict(type='MPLUG2DataPreprocessor')
+    return cfg
+
+
+def _write_config(path, model, with_pipeline=True):
+    cfg = dict(default_scope='mplug2', model=model)
+    if with_pipeline:
+        pipeline = [
+            dict(type='LoadVideoFrames', num_frames=FRAMES, test_mode=True),
+            dict(type='VideoResize', scale=SIZE, interpolation='nearest'),
+            dict(type='PackMultimodalInputs'),
+        ]
+        cfg['test_dataloader'] = dict(
+            batch_size=2, num_workers=0,
+            dataset=dict(type='VideoQADataset', ann_file='unused.jsonl', data_prefix=dict(video='.'),
+                         test_mode=True, pipeline=pipeline))
+    Config(cfg).dump(str(path))
+    return str(path)
+
+
+def _save_random_checkpoint(config, path, seed):
+    cfg = Config.fromfile(config)
+    torch.manual_seed(seed)
+    with DefaultScope.overwrite_default_scope('mplug2'):
+        model = MODELS.build(cfg.model)
+    torch.save(dict(state_dict=model.state_dict(), meta=dict()), str(path))
+    return str(path)
+
+
+@pytest.fixture(scope='module')
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp('apis')
+    generate_moving_shapes(str(root / 'shapes'), num_train=0, num_test=2, num_frames=FRAMES, size=SIZE,
+                           seed=0)
+    videos = sorted(str(p) for p in (root / 'shapes' / 'videos').iterdir())
+    assert len(videos) == 2
+    vocab = write_vocab(root / 'vocab.txt')
+    qa_config = _write_config(root / 'tiny_videoqa.py', _model_cfg(
+        'MPLUG2QA', vocab, generation=dict(num_beams=2, max_length=4, min_length=1)))
+    cap_config = _write_config(root / 'tiny_videocaption.py', _model_cfg(
+        'MPLUG2Captioner', vocab, text_encoder=None, fusion=None, prompt='a video of',
+        generation=dict(num_beams=2, max_length=6, min_length=1)))
+    return dict(
+        root=root, videos=videos, vocab=vocab, qa_config=qa_config, cap_config=cap_config,
+        qa_ckpt=_save_random_checkpoint(qa_config, root / 'qa.pth', seed=0),
+        cap_ckpt=_save_random_checkpoint(cap_config, root / 'cap.pth', seed=1))
+
+
+@pytest.fixture(scope='module')
+def qa_model(setup):
+    return init_model(setup['qa_config'], setup['qa_ckpt'])
+
+
+@pytest.fixture(scope='module')
+def captioner(setup):
+    return init_model(setup['cap_config'], setup['cap_ckpt'])
+
+
+def test_init_model_loads_weights_eval_mode_and_cfg(setup, qa_model):
+    assert not qa_model.training
+    assert isinstance(qa_model.cfg, Config) and qa_model.cfg.model.type == 'MPLUG2QA'
+    saved = load_checkpoint_file(setup['qa_ckpt'])['state_dict']
+    state = qa_model.state_dict()
+    assert set(state) == set(saved)
+    for name, value in saved.items():
+        torch.testing.assert_close(state[name], value, rtol=0, atol=0)
+
+
+def test_answer_question_and_caption_video_return_strings(setup, qa_model, captioner):
+    answer = answer_question(qa_model, setup['videos'][0], QUESTION)
+    assert isinstance(answer, str)
+    answers = answer_question(qa_model, setup['videos'], [QUESTION, QUESTIONS['shape']])
+    assert isinstance(answers, list) and len(answers) == 2 and all(isinstance(a, str) for a in answers)
+    caption = caption_video(captioner, setup['videos'][1])
+    assert isinstance(caption, str)
+    captions = caption_video(captioner, setup['videos'], batch_size=1)
+    assert isinstance(captions, list) and len(captions) == 2 and captions[1] == caption
+    samples = inference_model(captioner, setup['videos'][0])
+    assert samples[0].video_id == osp.splitext(osp.basename(setup['videos'][0]))[0]
+    assert tuple(samples[0].img_shape) == (SIZE, SIZE)
+
+
+def _run_directly(config, checkpoint, model_type, videos, questions):
+    """The same model and pipeline assembled by hand, without mplug2.apis."""
+    cfg = Config.fromfile(config)
+    with DefaultScope.overwrite_default_scope('mplug2'):
+        model = MODELS.build(cfg.model)
+        pipeline = Compose(cfg.test_dataloader.dataset.pipeline)
+        samples = []
+        for index, video in enumerate(videos):
+            info = dict(filename=video, sample_idx=index)
+            if questions is not None:
+                info['question'] = questions[index]
+            samples.append(pipeline(info))
+    model.load_state_dict(load_checkpoint_file(checkpoint)['state_dict'], strict=True)
+    model.eval()
+    data = model.data_preprocessor(pseudo_collate(samples), False)
+    assert data['inputs'].shape == (len(videos), 3, FRAMES, SIZE, SIZE)
+    outputs = model.predict(data['inputs'], data['data_samples'])
+    key = 'pred_answer' if model_type == 'qa' else 'pred_caption'
+    return [sample.get(key) for sample in outputs]
+
+
+def test_results_equal_running_the_model_directly(setup, qa_model, captioner):
+    questions = [QUESTION, QUESTIONS['direction']]
+    expected = _run_directly(setup['qa_config'], setup['qa_ckpt'], 'qa', setup['videos'], questions)
+    assert answer_question(qa_model, setup['videos'], questions) == expected
+    assert answer_question(qa_model, setup['videos'], questions) == expected  # repeatable
+    expected = _run_directly(setup['cap_config'], setup['cap_ckpt'], 'caption', setup['videos'], None)
+    assert caption_video(captioner, setup['videos']) == expected
+
+
+def test_missing_video_error_names_the_file(setup, qa_model, captioner):
+    missing = str(setup['root'] / 'no_such_video.mp4')
+    with pytest.raises(FileNotFoundError, match=re.escape(missing)):
+        answer_question(qa_model, missing, QUESTION)
+    with pytest.raises(FileNotFoundError, match=re.escape(missing)):
+        caption_video(captioner, [setup['videos'][0], missing])
+
+
+def test_wrong_capability_and_bad_arguments(setup, qa_model, captioner):
+    video = setup['videos'][0]
+    with pytest.raises(TypeError, match='cannot answer questions.*use caption_video'):
+        answer_question(captioner, video, QUESTION)
+    with pytest.raises(TypeError, match='cannot caption videos.*use answer_question'):
+        caption_video(qa_model, video)
+    with pytest.raises(ValueError, match='give one question per video'):
+        inference_model(qa_model, video)
+    with pytest.raises(ValueError, match='2 videos but 3 questions'):
+        answer_question(qa_model, setup['videos'], [QUESTION] * 3)
+    with pytest.raises(ValueError, match='non-empty string'):
+        answer_question(qa_model, video, '  ')
+
+
+def test_checkpoint_loading_is_strict(setup, tmp_path):
+    state = load_checkpoint_file(setup['qa_ckpt'])['state_dict']
+    dropped = sorted(state)[0]
+    missing = dict(state)
+    del missing[dropped]
+    torch.save(dict(state_dict=missing), str(tmp_path / 'missing.pth'))
+    with pytest.raises(RuntimeError, match=re.escape(dropped)):
+        init_model(setup['qa_config'], str(tmp_path / 'missing.pth'))
+    extra = dict(state, **{'extra_head.weight': torch.zeros(1)})
+    torch.save(extra, str(tmp_path / 'extra.pth'))  # a plain state dict, as the converter writes
+    with pytest.raises(RuntimeError, match='extra_head.weight'):
+        init_model(setup['qa_config'], str(tmp_path / 'extra.pth'))
+    with pytest.raises(FileNotFoundError, match='nope.pth'):
+        init_model(setup['qa_config'], str(tmp_path / 'nope.pth'))
+
+
+def test_config_object_options_and_default_pipeline(setup, qa_model):
+    cfg = Config.fromfile(setup['qa_config'])
+    model = init_model(cfg, setup['qa_ckpt'], cfg_options={'model.generation.num_beams': 1})
+    assert model.generation['num_beams'] == 1 and cfg.model.generation.num_beams == 2  # cfg not modified
+    # A model-only config: the official test pipeline (16 middle frames, resize to img_size).
+    model_only = _write_config(setup['root'] / 'model_only.py', Config.fromfile(setup['qa_config']).model,
+                               with_pipeline=False)
+    model = init_model(model_only, setup['qa_ckpt'])
+    pipeline = build_test_pipeline(model.cfg, model)
+    packed = pipeline(dict(filename=setup['videos'][0], question=QUESTION))
+    assert tuple(packed['inputs'].shape) == (3, 16, SIZE, SIZE)
+    assert isinstance(answer_question(model, setup['videos'][0], QUESTION), str)
+
+
+def test_demo_cli(setup, qa_model, captioner):
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    video = setup['videos'][0]
+    result = subprocess.run(
+        [sys.executable, 'demo/video_demo.py', video, setup['qa_config'], setup['qa_ckpt'],
+         '--question', QUESTION, '--device', 'cpu'],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert result.stdout.splitlines()[-1] == answer_question(qa_model, video, QUESTION)
+
+
+def test_demo_main_in_process(setup, captioner, capsys):
+    spec = importlib.util.spec_from_file_location('video_demo', osp.join(ROOT, 'demo', 'video_demo.py'))
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    video = setup['videos'][1]
+    assert demo.main([video, setup['cap_config'], setup['cap_ckpt']]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == caption_video(captioner, video)
+    # The wrong task for the model: a clear error and exit status 2, before loading anything.
+    assert demo.main([video, setup['cap_config'], setup['cap_ckpt'], '--question', QUESTION]) == 2
+    assert 'takes no question' in capsys.readouterr().err
+    assert demo.main([video, setup['qa_config'], setup['qa_ckpt']]) == 2
+    assert 'pass --question' in capsys.readouterr().err
