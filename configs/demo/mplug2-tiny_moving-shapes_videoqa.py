@@ -15,7 +15,7 @@ bert = dict(hidden_size=64, num_attention_heads=4, intermediate_size=128, vocab_
 model = dict(
     type='MPLUG2QA',
     data_preprocessor=dict(type='MPLUG2DataPreprocessor'),
-    vision_encoder=dict(type='DualVisionEncoder', arch=dict(width=64, layers=3, heads=4, patch_size=8),
+    vision_encoder=dict(type='DualVisionEncoder', arch=dict(width=64, layers=3, heads=4, patch_size=4),
                         img_size=img_size),
     universal_layers=dict(type='UniversalLayers', arch=bert, num_layers=2, num_queries=8),
     text_encoder=dict(type='BertTextEncoder', arch=bert, num_layers=1),
@@ -57,15 +57,15 @@ val_dataloader = test_dataloader
 test_evaluator = dict(type='VideoQAAccuracy')
 val_evaluator = test_evaluator
 
-max_epochs = 12
+max_epochs = 18
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
-optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.01),
+optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.01),
                      clip_grad=dict(max_norm=5.0))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.05, by_epoch=False, begin=0, end=50),
-    dict(type='CosineAnnealingLR', eta_min=2e-5, by_epoch=True, begin=0, end=max_epochs,
+    dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=True, begin=0, end=max_epochs,
          convert_to_iter_based=True),
 ]
 default_hooks = dict(logger=dict(type='LoggerHook', interval=20),
