@@ -27,10 +27,9 @@ from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
-from mmengine.model import BaseModule
 from torch import nn
 
-from mplug2.models.text.bert import (BertConfig, BertEmbeddings, BertLayer, BertLMHead,
+from mplug2.models.text.bert import (BertConfig, BertEmbeddings, BertLayer, BertLMHead, BertStack,
                                      causal_padding_mask, init_bert_weights, padding_mask,
                                      run_layer)
 from mplug2.models.utils.bert_checkpoint import init_text_decoder_from_bert
@@ -44,7 +43,7 @@ def _tie_weights_after_load(module: 'TextDecoder', incompatible_keys) -> None:
 
 
 @MODELS.register_module()
-class TextDecoder(BaseModule):
+class TextDecoder(BertStack):
     """The shared text decoder of mPLUG-2.
 
     Args:
@@ -107,14 +106,11 @@ class TextDecoder(BaseModule):
         self.tie_weights()
         return self
 
+    def load_pretrained_bert(self) -> None:
+        init_text_decoder_from_bert(self, self.pretrained, self.pretrained_layer_start)
+
     def init_weights(self) -> None:
-        """BERT random init, then ``init_cfg``, then the BERT checkpoint if ``pretrained``."""
-        init_bert_weights(self, self.config.initializer_range)
-        if self.init_cfg is not None:  # e.g. a checkpoint in this module's own layout
-            super().init_weights()
-        self._is_init = True
-        if self.pretrained is not None:
-            init_text_decoder_from_bert(self, self.pretrained, self.pretrained_layer_start)
+        super().init_weights()
         self.tie_weights()
 
     # ------------------------------------------------------------------ #

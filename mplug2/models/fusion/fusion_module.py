@@ -25,17 +25,16 @@ layers 18..23), base 3.
 from typing import Optional, Tuple, Union
 
 import torch
-from mmengine.model import BaseModule
 from torch import nn
 
-from mplug2.models.text.bert import (BertConfig, BertLayer, init_bert_weights, padding_mask,
+from mplug2.models.text.bert import (BertConfig, BertLayer, BertStack, init_bert_weights, padding_mask,
                                      run_layer)
 from mplug2.models.utils.bert_checkpoint import init_fusion_from_bert
 from mplug2.registry import MODELS
 
 
 @MODELS.register_module()
-class FusionModule(BaseModule):
+class FusionModule(BertStack):
     """The fusion module of mPLUG-2.
 
     Args:
@@ -89,14 +88,8 @@ class FusionModule(BaseModule):
         return (self.connect_stride is not None and index > 0
                 and index % self.connect_stride == 0)
 
-    def init_weights(self) -> None:
-        """BERT random init, then ``init_cfg``, then the BERT checkpoint if ``pretrained``."""
-        init_bert_weights(self, self.config.initializer_range)
-        if self.init_cfg is not None:  # e.g. a checkpoint in this module's own layout
-            super().init_weights()
-        self._is_init = True
-        if self.pretrained is not None:
-            init_fusion_from_bert(self, self.pretrained, self.pretrained_layer_start)
+    def load_pretrained_bert(self) -> None:
+        init_fusion_from_bert(self, self.pretrained, self.pretrained_layer_start)
 
     def forward(self,
                 visual_states: torch.Tensor,

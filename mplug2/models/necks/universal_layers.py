@@ -33,17 +33,16 @@ The official model also creates vision-only FFNs (``intermediate_vision``,
 from typing import Optional, Union
 
 import torch
-from mmengine.model import BaseModule
 from torch import nn
 
-from mplug2.models.text.bert import (BertConfig, BertLayer, init_bert_weights, padding_mask,
+from mplug2.models.text.bert import (BertConfig, BertLayer, BertStack, init_bert_weights, padding_mask,
                                      run_layer)
 from mplug2.models.utils.bert_checkpoint import init_universal_layers_from_bert
 from mplug2.registry import MODELS
 
 
 @MODELS.register_module()
-class UniversalLayers(BaseModule):
+class UniversalLayers(BertStack):
     """The universal layers of mPLUG-2.
 
     Args:
@@ -96,17 +95,14 @@ class UniversalLayers(BaseModule):
     def num_queries(self) -> int:
         return self.latents.shape[0]
 
-    def init_weights(self) -> None:
-        """BERT random init (latents N(0, 1), as the official ``torch.randn``),
-        then ``init_cfg``, then the BERT checkpoint if ``pretrained``."""
-        init_bert_weights(self, self.config.initializer_range)
+    def reset_parameters(self) -> None:
+        """BERT random init; latents N(0, 1), as the official ``torch.randn``."""
+        super().reset_parameters()
         with torch.no_grad():
             self.latents.normal_(mean=0.0, std=1.0)
-        if self.init_cfg is not None:  # e.g. a checkpoint in this module's own layout
-            super().init_weights()
-        self._is_init = True
-        if self.pretrained is not None:
-            init_universal_layers_from_bert(self, self.pretrained, self.pretrained_layer_start)
+
+    def load_pretrained_bert(self) -> None:
+        init_universal_layers_from_bert(self, self.pretrained, self.pretrained_layer_start)
 
     def forward_text(self, hidden_states: torch.Tensor,
                      attention_mask: Optional[torch.Tensor] = None) -> torch.Tensor:

@@ -36,6 +36,7 @@ from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
+from mmengine.model import BaseModule
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
@@ -454,9 +455,35 @@ def run_layer(layer: nn.Module, with_cp: bool, *args):
     return layer(*args)
 
 
+class BertStack(BaseModule):
+    """Base of the modules built from BERT layers: text encoder, universal layers, fusion, decoder.
+
+    ``init_weights`` runs, in order: BERT's random init (:meth:`reset_parameters`), ``init_cfg``
+    (e.g. a checkpoint in the module's own layout), then the BERT checkpoint named by
+    ``self.pretrained`` (:meth:`load_pretrained_bert`, which each subclass maps to its layers).
+    """
+
+    pretrained: Optional[str] = None
+
+    def reset_parameters(self) -> None:
+        init_bert_weights(self, self.config.initializer_range)
+
+    def load_pretrained_bert(self) -> None:
+        raise NotImplementedError
+
+    def init_weights(self) -> None:
+        self.reset_parameters()
+        if self.init_cfg is not None:
+            super().init_weights()
+        self._is_init = True
+        if self.pretrained is not None:
+            self.load_pretrained_bert()
+
+
 __all__ = [
     'BERT_ARCHS', 'BertConfig', 'BertEmbeddings', 'BertSelfAttention', 'BertSelfOutput',
     'BertAttention', 'BertIntermediate', 'BertOutput', 'BertLayer',
     'BertPredictionHeadTransform', 'BertLMPredictionHead', 'BertLMHead',
     'padding_mask', 'causal_padding_mask', 'additive_mask', 'init_bert_weights', 'run_layer',
+    'BertStack',
 ]

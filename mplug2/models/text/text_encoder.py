@@ -13,17 +13,16 @@ and ``BertTextEncoder`` holds the embeddings and layers ``[0, N - S)``
 from typing import Optional, Union
 
 import torch
-from mmengine.model import BaseModule
 from torch import nn
 
-from mplug2.models.text.bert import (BertConfig, BertEmbeddings, BertLayer, init_bert_weights,
+from mplug2.models.text.bert import (BertConfig, BertEmbeddings, BertLayer, BertStack, init_bert_weights,
                                      padding_mask, run_layer)
 from mplug2.models.utils.bert_checkpoint import init_text_encoder_from_bert
 from mplug2.registry import MODELS
 
 
 @MODELS.register_module()
-class BertTextEncoder(BaseModule):
+class BertTextEncoder(BertStack):
     """BERT embeddings followed by ``num_layers`` post-LN BERT layers (SA + FFN).
 
     Args:
@@ -61,14 +60,8 @@ class BertTextEncoder(BaseModule):
     def hidden_size(self) -> int:
         return self.config.hidden_size
 
-    def init_weights(self) -> None:
-        """BERT random init, then ``init_cfg``, then the BERT checkpoint if ``pretrained``."""
-        init_bert_weights(self, self.config.initializer_range)
-        if self.init_cfg is not None:  # e.g. a checkpoint in this module's own layout
-            super().init_weights()
-        self._is_init = True
-        if self.pretrained is not None:
-            init_text_encoder_from_bert(self, self.pretrained, self.pretrained_layer_start)
+    def load_pretrained_bert(self) -> None:
+        init_text_encoder_from_bert(self, self.pretrained, self.pretrained_layer_start)
 
     def forward(self,
                 input_ids: torch.Tensor,
