@@ -73,8 +73,6 @@ def init_model(config: Union[PathLike, Config],
 
     Returns:
         The model, on ``device``, in eval mode, with the config as ``model.cfg``.
-        A config without ``model.data_preprocessor`` gets ``cfg.data_preprocessor`` or
-        ``MPLUG2DataPreprocessor`` (CLIP normalisation), which the mPLUG-2 models expect.
     """
     if isinstance(config, (str, os.PathLike)):
         config = os.fspath(config)
@@ -89,9 +87,6 @@ def init_model(config: Union[PathLike, Config],
         cfg.merge_from_dict(cfg_options)
     if cfg.get('model') is None:
         raise KeyError('the config has no `model` to build')
-    if cfg.model.get('data_preprocessor') is None:
-        cfg.model.data_preprocessor = cfg.get('data_preprocessor') or dict(
-            type='mplug2.MPLUG2DataPreprocessor')
 
     from mplug2.registry import MODELS
     with DefaultScope.overwrite_default_scope(_scope(cfg)):

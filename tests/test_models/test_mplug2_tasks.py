@@ -123,3 +123,13 @@ def test_visual_projection_only_when_widths_differ(tiny_vocab):
 def test_qa_requires_its_modules(tiny_vocab):
     with pytest.raises(ValueError, match='needs text_encoder'):
         MODELS.build(tiny_mplug2('MPLUG2QA', tiny_vocab, fusion=None))
+
+
+def test_default_data_preprocessor_normalises_like_clip(tiny_vocab):
+    model = MODELS.build(tiny_mplug2('MPLUG2Captioner', tiny_vocab, text_encoder=None, fusion=None))
+    assert type(model.data_preprocessor).__name__ == 'MPLUG2DataPreprocessor'
+    video = torch.full((3, 2, 16, 16), 255, dtype=torch.uint8)
+    sample = BaseDataElement()
+    out = model.data_preprocessor(dict(inputs=[video], data_samples=[sample]))['inputs']
+    expected = (1.0 - 0.48145466) / 0.26862954  # red channel of a white frame
+    torch.testing.assert_close(out[0, 0], torch.full((2, 16, 16), expected), rtol=1e-5, atol=1e-5)

@@ -29,8 +29,9 @@ under ``torch.autocast``; weights, gradients and optimizer states stay float32. 
 use MMEngine's ``AmpOptimWrapper`` for this on GPU (it asserts a GPU, so it cannot run on CPU);
 fp16 there also scales the loss, which a benchmark with one optimizer step does not need.
 
-The configs' ``data_preprocessor`` is replaced by None: the inputs are already-normalised float
-tensors ``(B, 3, T, H, W)`` (``(B, 3, H, W)`` with ``--frames 0``).
+The model is called directly (``mode='loss'``/``'predict'``), so the data preprocessor is not part of
+the timings: the inputs are already-normalised float tensors ``(B, 3, T, H, W)`` (``(B, 3, H, W)``
+with ``--frames 0``).
 """
 import argparse
 import importlib.util
@@ -101,7 +102,6 @@ def build_model(args):
         parser.add_argument('--o', nargs='+', action=DictAction)
         cfg.merge_from_dict(parser.parse_args(['--o', *args.cfg_options]).o)
     model_cfg = cfg.model
-    model_cfg.data_preprocessor = None
     model_cfg.tokenizer.vocab_file = args.vocab or default_vocab()
     if args.with_cp:
         for key in ('vision_encoder', 'universal_layers', 'text_encoder', 'fusion', 'text_decoder'):

@@ -52,7 +52,8 @@ class MPLUG2(BaseModel):
         fusion: config of the fusion module (tasks that fuse text and vision).
         text_decoder: config of the shared text decoder (generative tasks).
         tokenizer: config of the tokenizer (``MPLUG2Tokenizer``).
-        data_preprocessor: config of the data preprocessor.
+        data_preprocessor: config of the data preprocessor; default ``MPLUG2DataPreprocessor``
+            (CLIP normalisation of images and videos), which the encoder's weights expect.
     """
 
     def __init__(self,
@@ -64,6 +65,8 @@ class MPLUG2(BaseModel):
                  text_decoder: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
+        if data_preprocessor is None:
+            data_preprocessor = dict(type='mplug2.MPLUG2DataPreprocessor')
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.vision_encoder = MODELS.build(vision_encoder)
         self.universal_layers = MODELS.build(universal_layers) if universal_layers else None
