@@ -286,6 +286,8 @@ def bert_sized_vocab(tmp_path_factory):
 
 @pytest.mark.parametrize('path', TASK_CONFIGS, ids=_name)
 def test_model_builds_on_meta(path, bert_sized_vocab):
+    from mmengine.optim import build_optim_wrapper
+
     from mplug2.registry import MODELS
     init_default_scope('mplug2')
     cfg = load(path)
@@ -298,6 +300,18 @@ def test_model_builds_on_meta(path, bert_sized_vocab):
     # The schedule's lr_mult key must match the vision encoder's parameters.
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     assert any(n.startswith('vision_encoder.') for n in names)
+    if cfg.get('optim_wrapper') is None:  # evaluation-only configs
+        return
+    # The optimiser builds (tied parameters once) with the vision encoder at lr x 0.1.
+    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    groups = optim_wrapper.optimizer.param_groups
+    params = [id(p) for group in groups for p in group['params']]
+    assert len(params) == len(set(params)) == len({id(p) for p in model.parameters() if p.requires_grad})
+    lr = cfg.optim_wrapper.optimizer.lr
+    vision = {id(p) for p in model.vision_encoder.parameters()}
+    for group in groups:
+        expected = 0.1 * lr if id(group['params'][0]) in vision else lr
+        assert group['lr'] == pytest.approx(expected)
     if cfg.model.type == 'MPLUG2Captioner':
         assert model.force_prompt is cfg.model.get('force_prompt', True)
         assert model.scst == (None if cfg.model.get('scst') is None

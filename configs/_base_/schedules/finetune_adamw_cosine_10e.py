@@ -5,6 +5,8 @@ optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=2e-5, weight_decay=0.02),
     paramwise_cfg=dict(
+        # The decoder's word embeddings and LM-head projection are one tied Parameter.
+        bypass_duplicate=True,
         norm_decay_mult=0.0,
         bias_decay_mult=0.0,
         custom_keys={'vision_encoder': dict(lr_mult=0.1)}),
