@@ -13,7 +13,7 @@ CONFIG=configs/demo/mplug2-tiny_moving-shapes_videoqa.py
   --frames 4 --size 32 --seed 0
 "$PY" tools/misc/copy_bert_vocab.py "$DATA/vocab.txt"
 "$PY" tools/train.py "$CONFIG" --work-dir "$WORK"
-"$PY" tools/test.py "$CONFIG" "$WORK/epoch_18.pth" --work-dir "$WORK/test" --out "$WORK/test/predictions.pkl"
+"$PY" tools/test.py "$CONFIG" "$(cat "$WORK/last_checkpoint")" --work-dir "$WORK/test" --out "$WORK/test/predictions.pkl"
 "$PY" - "$WORK/test/predictions.pkl" <<'PYEOF'
 import pickle, sys
 from collections import defaultdict

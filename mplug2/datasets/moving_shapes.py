@@ -2,7 +2,11 @@
 
 Each clip shows one coloured shape (circle, square, triangle; red, green, blue, yellow) on
 a dark background, moving left, right, up or down. Colour and shape can be read from any
-single frame; the direction needs at least two frames. The annotation files use the same
+single frame; the direction needs at least two frames in order. Clips come in time-reversed
+pairs (clip ``2k + 1`` is clip ``2k`` played backwards, with the opposite direction), so the
+direction cannot be learnt from a frame or from the set of frames, nor memorised from the
+shape's colour, kind or position: only a model that sees the order of the frames (mPLUG-2's
+local temporal modules) can answer it. The annotation files use the same
 formats as the real datasets (official mPLUG-2 jsonl), so the real dataset classes read
 them unchanged:
 
@@ -45,6 +49,7 @@ DIRECTIONS: Dict[str, Tuple[int, int]] = {
     'up': (0, -1),
     'down': (0, 1),
 }
+OPPOSITE = {'left': 'right', 'right': 'left', 'up': 'down', 'down': 'up'}
 BACKGROUND = (16, 16, 16)
 
 QUESTIONS = {
@@ -69,21 +74,32 @@ def _shape_mask(shape: str, size: int, cx: float, cy: float, radius: float) -> n
     raise ValueError(f'unknown shape {shape!r}; expected one of {SHAPES}')
 
 
+def _path_start(direction: str, size: int, across: float = None) -> Tuple[float, float]:
+    """Centre of the shape in the first frame of a clip moving in ``direction``.
+
+    Every path is centred on the frame along the motion (so a clip and its time reversal
+    cover the same positions); ``across`` (default: the middle) places it across the motion.
+    """
+    radius, travel = max(2.0, size / 7), size / 2
+    middle = (radius + 1 + size - radius - 2) / 2
+    dx, dy = DIRECTIONS[direction]
+    along = middle - (dx + dy) * travel / 2
+    across = middle if across is None else across
+    return (along, across) if dx else (across, along)
+
+
 def render_moving_shape(color: str, shape: str, direction: str, num_frames: int = 8,
                         size: int = 32, start: Tuple[float, float] = None) -> np.ndarray:
     """``(num_frames, size, size, 3)`` uint8 RGB frames of one shape moving in ``direction``.
 
     The shape travels half the frame width over the clip and stays fully inside. ``start``
-    is the centre in the first frame; default: centred across the motion, at the start
-    of the path along it.
+    is the centre in the first frame; default: a path centred on the frame.
     """
     radius = max(2.0, size / 7)
     travel = size / 2
     dx, dy = DIRECTIONS[direction]
     if start is None:
-        low, high = radius + 1, size - radius - 2
-        along = low if (dx + dy) > 0 else high
-        start = (along, size / 2) if dx else (size / 2, along)
+        start = _path_start(direction, size)
     step = travel / max(num_frames - 1, 1)
     frames = np.empty((num_frames, size, size, 3), dtype=np.uint8)
     frames[:] = BACKGROUND
@@ -154,21 +170,27 @@ def generate_moving_shapes(out_dir: str, num_train: int = 64, num_test: int = 16
     labels = {}
     files = {'videos': video_dir}
     answers = color_names + list(SHAPES) + direction_names
+    radius = max(2.0, size / 7)
     for split, count in (('train', num_train), ('test', num_test)):
         qa, caption_lines, caption_test, retrieval = [], [], [], []
         for i in range(count):
             video_id = f'shapes_{split}_{i:05d}'
-            color = color_names[rng.integers(len(color_names))]
-            shape = SHAPES[rng.integers(len(SHAPES))]
-            direction = direction_names[rng.integers(len(direction_names))]
-            # Jitter the position across the motion so that clips differ.
-            radius = max(2.0, size / 7)
-            across = float(rng.uniform(radius + 1, size - radius - 2))
-            dx, _ = DIRECTIONS[direction]
-            low, high = radius + 1, size - radius - 2
-            along = low if sum(DIRECTIONS[direction]) > 0 else high
-            start = (along, across) if dx else (across, along)
-            frames = render_moving_shape(color, shape, direction, num_frames, size, start)
+            if i % 2 == 0:
+                color = color_names[rng.integers(len(color_names))]
+                shape = SHAPES[rng.integers(len(SHAPES))]
+                direction = direction_names[rng.integers(len(direction_names))]
+                # Jitter the path across the motion so that clips differ.
+                across = float(rng.uniform(radius + 1, size - radius - 2))
+                frames = render_moving_shape(color, shape, direction, num_frames, size,
+                                             _path_start(direction, size, across))
+            else:
+                # The time-reversed twin of the previous clip: the same frames in reverse
+                # order, so the shape moves the opposite way along the same path. No single
+                # frame, nor the set of frames, tells the twins apart; only the order does.
+                # Direction can neither be read from one frame nor be memorised from where
+                # and what the shape is: it has to come from the temporal modules.
+                direction = OPPOSITE[direction]
+                frames = np.ascontiguousarray(frames[::-1])
             write(osp.join(video_dir, f'{video_id}.{video_format}'), frames, fps)
             labels[video_id] = dict(split=split, color=color, shape=shape, direction=direction)
 

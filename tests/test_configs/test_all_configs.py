@@ -104,15 +104,16 @@ def test_dataset_base(path):
 
 
 def _check_pipelines(cfg):
-    """16 frames, 224 pixels; random segments + crop/flip for training, middle frames + nearest
-    resize at test (the official transforms)."""
+    """16 frames, 224 pixels; random segments + crop/flip + RandAugment for training, middle
+    frames + nearest resize at test (the official transforms)."""
     train = cfg.train_dataloader.dataset.pipeline
     types = [t['type'] for t in train]
     assert types == ['LoadVideoFrames', 'mmaction.RandomResizedCrop', 'VideoResize', 'mmaction.Flip',
-                     'PackMultimodalInputs']
+                     'TemporalConsistentRandAugment', 'PackMultimodalInputs']
     assert train[0]['num_frames'] == 16 and not train[0].get('test_mode', False)
     assert tuple(train[1]['area_range']) == (0.5, 1.0)
     assert train[2]['scale'] == 224 and train[3]['flip_ratio'] == 0.5
+    assert (train[4]['num_ops'], train[4]['magnitude']) == (2, 5)
     for loader in (cfg.val_dataloader, cfg.test_dataloader):
         test = loader.dataset.pipeline
         assert [t['type'] for t in test] == ['LoadVideoFrames', 'VideoResize', 'PackMultimodalInputs']

@@ -44,6 +44,30 @@ def test_annotations_in_dataset_formats(shapes_dir):
     assert retrieval.num_videos == 4 and retrieval.num_texts == 8
 
 
+def test_clips_come_in_time_reversed_twins(tmp_path):
+    """Clip 2k+1 is clip 2k backwards: the direction is only in the order of the frames."""
+    from mplug2.datasets.moving_shapes import OPPOSITE
+    from mplug2.datasets.transforms import LoadVideoFrames
+    generate_moving_shapes(str(tmp_path), num_train=6, num_test=2, num_frames=4, size=32,
+                           seed=0, video_format='gif')
+    labels = json.loads((tmp_path / 'annotations' / 'labels.json').read_text())
+    load = LoadVideoFrames(num_frames=4, test_mode=True)
+
+    def frames(video_id):
+        return np.stack(load(dict(filename=str(tmp_path / 'videos' / f'{video_id}.gif')))['imgs'])
+
+    for split, count in (('train', 6), ('test', 2)):
+        for k in range(0, count, 2):
+            first, second = f'shapes_{split}_{k:05d}', f'shapes_{split}_{k + 1:05d}'
+            a, b = labels[first], labels[second]
+            assert (a['color'], a['shape']) == (b['color'], b['shape'])
+            assert b['direction'] == OPPOSITE[a['direction']]
+            forward, backward = frames(first), frames(second)
+            assert forward.shape == (4, 32, 32, 3)
+            np.testing.assert_array_equal(forward[::-1], backward)
+            assert not np.array_equal(forward[0], forward[-1])
+
+
 def test_render_colour_shape_motion():
     frames = render_moving_shape('green', 'triangle', 'down', num_frames=4, size=32)
     assert frames.shape == (4, 32, 32, 3) and frames.dtype == np.uint8
@@ -51,6 +75,10 @@ def test_render_colour_shape_motion():
     rows = [np.nonzero(m)[0].mean() for m in masks]
     assert np.all(np.diff(rows) > 0)  # moving down
     assert masks[0].sum() == masks[-1].sum() > 10  # the shape stays inside the frame
+    # The default path is centred: the first and last positions mirror around the middle.
+    assert rows[0] + rows[-1] == pytest.approx(2 * np.nonzero(masks.any(0))[0].mean(), abs=1)
+    up = (render_moving_shape('green', 'triangle', 'up', num_frames=4, size=32) == (30, 200, 30)).all(-1)
+    np.testing.assert_array_equal(up[::-1], masks)  # "up" is "down" backwards
     # a triangle is wider at the bottom than at the top
     ys, xs = np.nonzero(masks[0])
     assert np.ptp(xs[ys == ys.max()]) > np.ptp(xs[ys == ys.min()])

@@ -1,4 +1,5 @@
-"""The demo config trains through the Runner on generated moving-shapes videos and its loss decreases."""
+"""The demo configs (QA, captioning, retrieval) train through the Runner on generated moving-shapes
+videos, their loss decreases, and testing reports the task's metrics."""
 import json
 import os
 
@@ -10,52 +11,100 @@ from mplug2.datasets.moving_shapes import generate_moving_shapes
 from tests.conftest import TINY_VOCAB, write_vocab
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CONFIG = os.path.join(ROOT, 'configs', 'demo', 'mplug2-tiny_moving-shapes_videoqa.py')
+CONFIG_DIR = os.path.join(ROOT, 'configs', 'demo')
+TEXT_MODULES = ('universal_layers', 'text_encoder', 'fusion', 'text_decoder')
+NUM_TRAIN = 16
+
+# task -> (training records per video, batches per epoch at batch 16, epochs, metric keys of the test)
+# (retrieval learns from in-batch negatives, with two captions per video: it gets more epochs)
+TASKS = {
+    'videoqa': (3, 3, 12, {'videoqa/acc', 'videoqa/acc_color', 'videoqa/acc_shape',
+                       'videoqa/acc_direction'}),
+    'videocaption': (2, 2, 12, {'caption/BLEU_4', 'caption/METEOR', 'caption/ROUGE_L',
+                            'caption/CIDEr'}),
+    'videoretrieval': (2, 2, 30, {'retrieval/t2v_R1', 'retrieval/v2t_R1', 'retrieval/R_mean'}),
+}
 
 
 @pytest.fixture(scope='module')
 def shapes_data(tmp_path_factory):
     root = tmp_path_factory.mktemp('shapes')
-    generate_moving_shapes(str(root), num_train=16, num_test=4, num_frames=4, size=32, seed=0)
+    generate_moving_shapes(str(root), num_train=NUM_TRAIN, num_test=4, num_frames=4, size=32, seed=0)
     words = set()
-    with open(root / 'annotations' / 'qa_train.jsonl') as f:
-        for line in f:
-            record = json.loads(line)
-            words.update(record['question'].replace('?', ' ').split() + [record['answer']])
-    vocab = TINY_VOCAB + sorted(words - set(TINY_VOCAB))
+    for name in ('qa_train', 'caption_train'):
+        with open(root / 'annotations' / f'{name}.jsonl') as f:
+            for line in f:
+                record = json.loads(line)
+                text = ' '.join(record.get(key, '') for key in ('question', 'answer', 'caption'))
+                words.update(text.replace('?', ' ').split())
+    vocab = TINY_VOCAB + sorted(words - set(TINY_VOCAB) - {'a', 'video', 'of'}) + ['video', 'of']
+    vocab = list(dict.fromkeys(vocab))
     write_vocab(root / 'vocab.txt', vocab)
     return root, len(vocab)
 
 
-def test_demo_config_loss_decreases(shapes_data, tmp_path):
-    root, vocab_size = shapes_data
-    cfg = Config.fromfile(CONFIG)
-    cfg.work_dir = str(tmp_path)
+def demo_config(task, root, vocab_size, work_dir, epochs):
+    cfg = Config.fromfile(os.path.join(CONFIG_DIR, f'mplug2-tiny_moving-shapes_{task}.py'))
+    cfg.work_dir = str(work_dir)
     cfg.model.tokenizer.vocab_file = str(root / 'vocab.txt')
     cfg.model.tokenizer.vocab_size = vocab_size
-    for module in ('universal_layers', 'text_encoder', 'fusion', 'text_decoder'):
-        cfg.model[module].arch.vocab_size = vocab_size
+    for module in TEXT_MODULES:
+        if cfg.model.get(module):
+            cfg.model[module].arch.vocab_size = vocab_size
     for loader in (cfg.train_dataloader, cfg.test_dataloader):
         loader.num_workers = 0
         loader.persistent_workers = False
-        loader.dataset.data_prefix = dict(video=str(root / 'videos'))
-    cfg.train_dataloader.dataset.ann_file = str(root / 'annotations' / 'qa_train.jsonl')
-    cfg.test_dataloader.dataset.ann_file = str(root / 'annotations' / 'qa_test.jsonl')
+        loader.dataset.data_root = str(root)
     cfg.val_dataloader = None
     cfg.val_cfg = None
     cfg.val_evaluator = None
-    cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=12)
+    cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=epochs)
+    cfg.optim_wrapper.optimizer.lr = 1e-3
     cfg.param_scheduler = [dict(type='LinearLR', start_factor=0.2, by_epoch=False, begin=0, end=5)]
     cfg.default_hooks.logger.interval = 1
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=12)
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=epochs)
     cfg.log_processor = dict(window_size=1, by_epoch=True)
+    return cfg
 
-    runner = Runner.from_cfg(cfg)
+
+def test_demo_configs_share_the_tiny_model():
+    configs = {task: Config.fromfile(os.path.join(CONFIG_DIR, f'mplug2-tiny_moving-shapes_{task}.py'))
+               for task in TASKS}
+    assert {task: cfg.model.type for task, cfg in configs.items()} == {
+        'videoqa': 'MPLUG2QA', 'videocaption': 'MPLUG2Captioner', 'videoretrieval': 'MPLUG2Retriever'}
+    encoders = {str(cfg.model.vision_encoder) for cfg in configs.values()}
+    assert len(encoders) == 1
+    assert configs['videocaption'].model.text_encoder is None
+    assert configs['videoretrieval'].model.text_decoder is None
+    assert configs['videoretrieval'].test_cfg.type == 'MPLUG2RetrievalTestLoop'
+    for cfg in configs.values():
+        # No flip: it would swap left and right; the LT modules train 10x faster.
+        assert [t['type'] for t in cfg.train_dataloader.dataset.pipeline] == [
+            'LoadVideoFrames', 'PackMultimodalInputs']
+        assert cfg.optim_wrapper.paramwise_cfg.custom_keys == {'.lmhra': dict(lr_mult=10.0)}
+
+
+@pytest.mark.parametrize('task', list(TASKS))
+def test_demo_config_trains_and_tests(task, shapes_data, tmp_path):
+    root, vocab_size = shapes_data
+    records_per_video, batches, epochs, metric_keys = TASKS[task]
+    runner = Runner.from_cfg(demo_config(task, root, vocab_size, tmp_path, epochs))
     runner.train()
+    # The LT modules train at 10x the learning rate of everything else.
+    lt = {id(p) for n, p in runner.model.named_parameters() if '.lmhra' in n}
+    lrs = {id(group['params'][0]) in lt: {group['lr']} for group in
+           runner.optim_wrapper.optimizer.param_groups}
+    for group in runner.optim_wrapper.optimizer.param_groups:
+        lrs[id(group['params'][0]) in lt].add(group['lr'])
+    assert len(lrs[True]) == len(lrs[False]) == 1
+    assert lrs[True].pop() == pytest.approx(10 * lrs[False].pop())
+    assert len(runner.train_dataloader.dataset) == NUM_TRAIN * records_per_video
     history = runner.message_hub.get_scalar('train/loss')._log_history
-    assert len(history) == 12 * 3  # 48 questions / batch 16 x 12 epochs
-    first, last = history[:3].mean(), history[-3:].mean()
-    assert last < 0.5 * first, (first, last)
+    assert len(history) == epochs * batches
+    first, last = history[:batches].mean(), history[-batches:].mean()
+    assert last < 0.6 * first, (first, last)
 
     metrics = runner.test()
-    assert 0 <= metrics['videoqa/acc'] <= 100
+    assert metric_keys <= set(metrics), sorted(metrics)
+    for key in metric_keys:
+        assert 0 <= metrics[key] <= (1000 if key == 'caption/CIDEr' else 100), (key, metrics[key])

@@ -15,14 +15,15 @@ data_root = 'data/tgif/'
 video_prefix = dict(video='gifs')
 
 # Official training transforms (random segment frames, RandomResizedCrop(224, scale 0.5-1),
-# horizontal flip; the official temporally consistent RandAugment is not implemented, which
-# matches the official --no_randaug). CLIP mean/std are applied by MPLUG2DataPreprocessor.
+# horizontal flip, temporally consistent RandAugment N=2 M=5; drop it for the official
+# --no_randaug). CLIP mean/std are applied by MPLUG2DataPreprocessor.
 train_pipeline = [
     dict(type='LoadVideoFrames', num_frames=16),
     dict(type='mmaction.RandomResizedCrop', area_range=(0.5, 1.0),
          aspect_ratio_range=(3 / 4, 4 / 3)),
     dict(type='VideoResize', scale=224, interpolation='bicubic'),
     dict(type='mmaction.Flip', flip_ratio=0.5),
+    dict(type='TemporalConsistentRandAugment', num_ops=2, magnitude=5),
     dict(type='PackMultimodalInputs'),
 ]
 # Official test transforms: the middle frame of each of 16 segments, torch nearest resize to

@@ -2,8 +2,10 @@
 
 Crops and flips are mmaction2's, reached across scopes from configs
 (``mmaction.RandomResizedCrop``, ``mmaction.Flip``); :class:`VideoResize` is the torch
-resize of the official pipeline (see docs/datasets.md for the train and test pipelines).
+resize of the official pipeline and :class:`TemporalConsistentRandAugment` its
+per-clip RandAugment (see docs/datasets.md for the train and test pipelines).
 """
+from .augment import TemporalConsistentRandAugment
 from .formatting import PackMultimodalInputs, frames_to_tensor
 from .loading import (LoadVideoFrames, SampleVideoFrames, VideoDecode, VideoInit, open_video,
                       sample_frame_indices)
@@ -11,5 +13,6 @@ from .processing import VideoResize
 
 __all__ = [
     'sample_frame_indices', 'open_video', 'VideoInit', 'SampleVideoFrames', 'VideoDecode',
-    'LoadVideoFrames', 'VideoResize', 'PackMultimodalInputs', 'frames_to_tensor'
+    'LoadVideoFrames', 'VideoResize', 'PackMultimodalInputs', 'frames_to_tensor',
+    'TemporalConsistentRandAugment'
 ]
