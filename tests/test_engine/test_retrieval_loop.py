@@ -74,7 +74,7 @@ class StubRetriever(BaseModel):
                     text_sample=torch.tensor([i for i, s in enumerate(data_samples)
                                               for _ in s.scores]))
 
-    def predict_all(self, video_feats, text_feats, t2v_rows=None, v2t_rows=None):
+    def predict_all(self, video_feats, text_feats, video_ids=None, reduce=None):
         sim = text_feats['text_feat'] @ video_feats['visual_feat'].t()
         return dict(sim_t2v=sim, sim_v2t=sim.t().contiguous())
 

@@ -258,8 +258,6 @@ def test_rerank_topk_orders_by_itm_then_itc(vocab):
     scores = model.rerank_topk(sim, lambda q, i: itm[q, i])
     torch.testing.assert_close(scores[0, [0, 1]], torch.tensor([1.9, 5.8]))
 
-    rows = model.rerank_topk(sim, lambda q, i: itm[q, i], rows=torch.tensor([1]))
-    assert (rows[0] == 0).all() and torch.equal(rows[1], scores[1])
 
 
 def test_tensor_mode_and_predict_all(vocab, videos):
@@ -284,17 +282,40 @@ def test_tensor_mode_and_predict_all(vocab, videos):
     torch.testing.assert_close(result['sim_v2t'], expected.t(), rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(result['sim_itc'], feats['text_feat'] @ feats['visual_feat'].t())
 
-    # shards of query rows sum to the whole matrices
+    # Distributed ranking: each "rank" holds the tokens of its own videos, scores their
+    # candidate pairs, and the reduce (a sum over ranks) gives every rank the full result.
     model.k_test = 2
     with torch.no_grad():
         full = model.predict_all(feats, feats)
-        shards = [model.predict_all(feats, feats, t2v_rows=torch.arange(r, 4, 2),
-                                    v2t_rows=torch.arange(r, 4, 2)) for r in range(2)]
+        shard_ids = [torch.tensor([0, 2]), torch.tensor([1, 3])]
+
+        def shard_feats(ids):
+            return dict(visual_feat=feats['visual_feat'],
+                        visual_embeds=feats['visual_embeds'][ids])
+
+        partials = [[] for _ in shard_ids]
+        for rank, ids in enumerate(shard_ids):  # pass 1: each rank's partial scores
+            model.predict_all(shard_feats(ids), feats, video_ids=ids,
+                              reduce=lambda t, rank=rank: partials[rank].append(t.clone()))
+        for rank, ids in enumerate(shard_ids):  # pass 2: the reduce adds the other rank's
+            other = iter(partials[1 - rank])
+            result = model.predict_all(shard_feats(ids), feats, video_ids=ids,
+                                       reduce=lambda t: t.add_(next(other)))
+            for key in ('sim_t2v', 'sim_v2t'):
+                torch.testing.assert_close(result[key], full[key])
+        # a rank without videos contributes nothing and still composes the whole result
+        totals = iter([partials[0][0] + partials[1][0], partials[0][1] + partials[1][1]])
+        empty = model.predict_all(dict(visual_feat=feats['visual_feat']), feats,
+                                  video_ids=torch.zeros(0, dtype=torch.long),
+                                  reduce=lambda t: t.add_(next(totals)))
+        for key in ('sim_t2v', 'sim_v2t'):
+            torch.testing.assert_close(empty[key], full[key])
     for key in ('sim_t2v', 'sim_v2t'):
-        torch.testing.assert_close(shards[0][key] + shards[1][key], full[key])
         top2 = full[key].topk(2, dim=1).indices.sort(dim=1).values
         itc = full['sim_itc'] if key == 'sim_t2v' else full['sim_itc'].t()
         assert torch.equal(top2, itc.topk(2, dim=1).indices.sort(dim=1).values)
+    with pytest.raises(ValueError, match='2 video_ids for 4 rows'):
+        model.predict_all(feats, feats, video_ids=torch.tensor([0, 1]))
 
 
 def test_predict_raises_helpfully(vocab, videos):

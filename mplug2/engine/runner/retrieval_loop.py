@@ -7,13 +7,14 @@ Retrieval cannot be scored per batch: every text is ranked against every video. 
    the batch) and per-text tensors (keys ``text_*``, one row per text of the batch's
    samples, plus ``text_sample``: the batch position of each text's sample); see
    :meth:`mplug2.models.MPLUG2Retriever.forward`;
-2. split them into one record per dataset sample (moved to the CPU), gather the records
-   of all ranks and order them by ``sample_idx`` (padding duplicates of the distributed
-   sampler are dropped), so every rank holds the features of the whole dataset;
+2. split them into one record per dataset sample (moved to the CPU), gather the global
+   features and the texts of all ranks and order them by ``sample_idx`` (padding
+   duplicates of the distributed sampler are dropped); the visual token features (every
+   per-video tensor of more than one dimension) stay on the rank that computed them;
 3. stack them (``text_*`` rows ordered by ``text_id``; rows of different lengths are
    right-padded with zeros) and call ``model.predict_all(video_feats, text_feats,
-   t2v_rows, v2t_rows)``; each rank re-ranks its share of the queries and the score
-   matrices are summed over ranks;
+   video_ids, reduce)``: each rank re-scores the candidate pairs of its own videos
+   (``video_ids``) and ``reduce`` sums the partial scores over the ranks;
 4. hand the result to the evaluator as one dict per rank (the contract of
    :class:`mplug2.evaluation.RetrievalMetric`):
    ``sim_t2v`` (this rank's rows of the texts x videos scores) with ``text_ids`` (which
@@ -122,18 +123,24 @@ class _RetrievalLoopMixin:
                     (text_id, {k: feats[k][row].cpu() for k in text_keys}))
         return records
 
-    def gather_records(self, records: List[dict]) -> List[dict]:
-        """All ranks' records in dataset order, without the sampler's padding duplicates."""
+    def gather_records(self, records: List[dict]) -> Tuple[List[dict], List[Tuple[int, int]]]:
+        """All ranks' records in dataset order, without the sampler's padding duplicates,
+        and where each of them is held: ``(rank, index in that rank's records)`` (for a
+        duplicated sample, the lowest rank)."""
         parts = all_gather_object(records)
         size = len(self.dataloader.dataset)
         if all(r['sample_idx'] is not None for r in chain.from_iterable(parts)):
             unique = {}
-            for record in chain.from_iterable(parts):
-                unique.setdefault(int(record['sample_idx']), record)
-            return [unique[key] for key in sorted(unique)][:size]
-        # DefaultSampler(shuffle=False) order: rank r holds samples r, r + W, r + 2W ...
-        ordered = [r for r in chain.from_iterable(zip_longest(*parts)) if r is not None]
-        return ordered[:size]
+            for holder, part in enumerate(parts):
+                for index, record in enumerate(part):
+                    unique.setdefault(int(record['sample_idx']), (record, (holder, index)))
+            ordered = [unique[key] for key in sorted(unique)][:size]
+        else:
+            # DefaultSampler(shuffle=False) order: rank r holds samples r, r + W, r + 2W ...
+            ordered = [(record, (holder, index))
+                       for index, group in enumerate(zip_longest(*parts))
+                       for holder, record in enumerate(group) if record is not None][:size]
+        return [record for record, _ in ordered], [where for _, where in ordered]
 
     @staticmethod
     def collate_features(records: List[dict]) -> Tuple[dict, dict, List[int]]:
@@ -158,23 +165,38 @@ class _RetrievalLoopMixin:
 
     @torch.no_grad()
     def rank_and_evaluate(self, records: List[dict]) -> dict:
-        """Gather, rank (queries shared among the ranks) and evaluate."""
-        video_feats, text_feats, txt2vid = self.collate_features(self.gather_records(records))
+        """Gather the global features, keep the token features here, rank and evaluate.
+
+        Per-video tensors of more than one dimension (the visual tokens) never leave their
+        rank: every rank re-scores the candidate pairs of its own videos and the partial
+        scores are summed over the ranks. Only the global features and the texts are
+        gathered, so memory per rank does not grow with the number of ranks.
+        """
         rank, world_size = get_rank(), get_world_size()
-        num_texts, num_videos = len(txt2vid), video_feats['visual_feat'].shape[0]
-        t2v_rows = torch.arange(rank, num_texts, world_size)
-        v2t_rows = torch.arange(rank, num_videos, world_size)
+        local_tokens = [{k: v for k, v in r['visual'].items() if v.dim() > 1} for r in records]
+        shared = [dict(r, visual={k: v for k, v in r['visual'].items() if v.dim() <= 1})
+                  for r in records]
+        ordered, holders = self.gather_records(shared)
+        video_feats, text_feats, txt2vid = self.collate_features(ordered)
+        mine = [(video, index) for video, (holder, index) in enumerate(holders) if holder == rank]
+        video_ids = torch.tensor([video for video, _ in mine], dtype=torch.long)
+        for key in (local_tokens[0] if local_tokens else {}):
+            if mine:
+                video_feats[key] = stack_padded([local_tokens[index][key] for _, index in mine])
+        num_texts = len(txt2vid)
         model = self._model
+        device = next(model.parameters()).device
+
+        def reduce(tensor: torch.Tensor) -> torch.Tensor:
+            if world_size > 1:
+                all_reduce(tensor, op='sum')
+            return tensor
+
         with autocast(enabled=self.fp16):
-            scores = model.predict_all(video_feats, text_feats, t2v_rows=t2v_rows,
-                                       v2t_rows=v2t_rows)
+            scores = model.predict_all(video_feats, text_feats, video_ids=video_ids.to(device),
+                                       reduce=reduce)
         sim_t2v, sim_v2t = scores['sim_t2v'].float(), scores['sim_v2t'].float()
-        if world_size > 1:  # disjoint rows, zero elsewhere: the sum is the whole matrix
-            device = next(model.parameters()).device
-            sim_t2v, sim_v2t = sim_t2v.to(device), sim_v2t.to(device)
-            all_reduce(sim_t2v, op='sum')
-            all_reduce(sim_v2t, op='sum')
-            sim_t2v, sim_v2t = sim_t2v.cpu(), sim_v2t.cpu()
+        t2v_rows = torch.arange(rank, num_texts, world_size)
         result = dict(sim_t2v=sim_t2v[t2v_rows], text_ids=t2v_rows.tolist(), txt2vid=txt2vid)
         if rank == 0:
             result['sim_v2t'] = sim_v2t

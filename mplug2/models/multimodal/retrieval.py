@@ -21,7 +21,7 @@ retrieval loops (``mplug2.engine.runner.retrieval_loop``) gather them and call
 from __future__ import annotations
 
 import copy
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -399,40 +399,75 @@ class MPLUG2Retriever(MPLUG2):
     def predict_all(self,
                     video_feats: Dict[str, Tensor],
                     text_feats: Dict[str, Tensor],
-                    t2v_rows: Optional[Tensor] = None,
-                    v2t_rows: Optional[Tensor] = None) -> Dict[str, Tensor]:
+                    video_ids: Optional[Tensor] = None,
+                    reduce: Optional[Callable[[Tensor], Tensor]] = None) -> Dict[str, Tensor]:
         """Rank all videos for every text and all texts for every video.
 
+        Every query's top ``k_test`` ITC candidates are re-scored by the ITM head; a
+        (video, text) pair is scored where the video's tokens are. In a distributed test each
+        rank holds the tokens of its own videos only (``video_ids``), scores the candidate
+        pairs of those videos, and ``reduce`` sums the partial scores over the ranks.
+
         Args:
-            video_feats: ``visual_feat`` (V, E), ``visual_embeds`` (V, Lv, D) of all videos.
+            video_feats: ``visual_feat`` (V, E) of all videos; ``visual_embeds`` (V', Lv, D)
+                tokens of the videos ``video_ids`` (may be absent when V' = 0).
             text_feats: ``text_feat`` (T, E), ``text_embeds`` (T, L, D), ``text_mask`` (T, L)
-                of all texts. Both may live on the CPU: candidates are moved to the
-                model's device chunk by chunk.
-            t2v_rows / v2t_rows: the texts / videos to rank (default all); the rows of the
-                others are 0, so that the matrices of disjoint shards sum to the full one.
+                of all texts. Features may live on the CPU: pairs are moved to the model's
+                device chunk by chunk.
+            video_ids: (V',) the global indices of the ``visual_embeds`` rows (default:
+                all videos, in order).
+            reduce: in-place sum of a tensor over the ranks (e.g. ``all_reduce``); None for
+                a single process.
 
         Returns:
             ``sim_t2v`` (T, V), ``sim_v2t`` (V, T) ranking scores and ``sim_itc`` (T, V)
-            cosine similarities, on the CPU. For every query the top ``k_test`` ITC
-            candidates get the re-ranking score (``rerank_score``); the others stay below
-            all of them, in ITC order (the official code gives them -100; this only
-            changes ranks beyond k_test, and makes them meaningful).
+            cosine similarities, on the CPU, the same on every rank. For every query the top
+            ``k_test`` ITC candidates get the re-ranking score (``rerank_score``); the
+            others stay below all of them, in ITC order (the official code gives them -100;
+            this only changes ranks beyond k_test, and makes them meaningful).
         """
         device = self.temp.device
         sim_itc = (text_feats['text_feat'].to(device).float()
                    @ video_feats['visual_feat'].to(device).float().t())
+        num_texts, num_videos = sim_itc.shape
+        if video_ids is None:
+            video_ids = torch.arange(num_videos)
+        video_ids = torch.as_tensor(video_ids, dtype=torch.long).cpu()
+        embeds = video_feats.get('visual_embeds')  # absent on a rank without videos
+        num_rows = 0 if embeds is None else embeds.shape[0]
+        if video_ids.numel() != num_rows:
+            raise ValueError(f'{video_ids.numel()} video_ids for {num_rows} rows of visual_embeds')
+        # row of visual_embeds of every video, -1 where its tokens are elsewhere
+        local_row = torch.full((num_videos, ), -1, dtype=torch.long)
+        local_row[video_ids] = torch.arange(video_ids.numel())
+        local_row = local_row.to(device)
 
-        sim_t2v = self.rerank_topk(  # queries: texts, items: videos
-            sim_itc, lambda texts, videos: self.itm_match_score(
-                video_feats, text_feats, videos, texts), t2v_rows)
-        sim_v2t = self.rerank_topk(  # queries: videos, items: texts
-            sim_itc.t(), lambda videos, texts: self.itm_match_score(
-                video_feats, text_feats, videos, texts), v2t_rows)
+        def pair_scores(videos: Tensor, texts: Tensor) -> Tensor:
+            """ITM scores of the candidate pairs whose video is here, 0 for the others."""
+            scores = torch.zeros(videos.shape, device=device)
+            here = local_row[videos] >= 0
+            if here.any():
+                scores[here] = self.itm_match_score(video_feats, text_feats,
+                                                    local_row[videos[here]], texts[here])
+            return scores
+
+        t2v_sim, t2v_videos = self.topk_candidates(sim_itc)  # queries: texts
+        v2t_sim, v2t_texts = self.topk_candidates(sim_itc.t())  # queries: videos
+        t2v_scores = pair_scores(t2v_videos, torch.arange(num_texts, device=device)[:, None]
+                                 .expand_as(t2v_videos))
+        v2t_scores = pair_scores(torch.arange(num_videos, device=device)[:, None]
+                                 .expand_as(v2t_texts), v2t_texts)
+        if reduce is not None:
+            reduce(t2v_scores)
+            reduce(v2t_scores)
+        sim_t2v = self.compose_ranking(sim_itc, t2v_sim, t2v_videos, t2v_scores)
+        sim_v2t = self.compose_ranking(sim_itc.t(), v2t_sim, v2t_texts, v2t_scores)
         return dict(sim_t2v=sim_t2v.cpu(), sim_v2t=sim_v2t.cpu(), sim_itc=sim_itc.cpu())
 
     def itm_match_score(self, video_feats: dict, text_feats: dict, videos: Tensor,
                         texts: Tensor) -> Tensor:
-        """ITM "match" logit of the pairs ``(videos[i], texts[i])``, ``itm_batch_size`` at a time."""
+        """ITM "match" logit of the pairs ``(visual_embeds[videos[i]], texts[i])``,
+        ``itm_batch_size`` pairs at a time."""
         device = self.temp.device
         scores = []
         for video_chunk, text_chunk in zip(videos.split(self.itm_batch_size),
@@ -443,41 +478,35 @@ class MPLUG2Retriever(MPLUG2):
                 text_feats['text_embeds'][text_chunk].to(device),
                 text_feats['text_mask'][text_chunk].to(device))
             scores.append(logits[:, 1].float())
-        return torch.cat(scores)
+        return torch.cat(scores) if scores else torch.zeros(0, device=device)
 
-    def rerank_topk(self, sim: Tensor, pair_score, rows: Optional[Tensor] = None) -> Tensor:
-        """Re-score the top ``k_test`` items of every query row of ``sim``.
+    def topk_candidates(self, sim: Tensor) -> Tuple[Tensor, Tensor]:
+        """``(values, indices)`` (Q, k) of the top ``k = min(k_test, N)`` items of every row
+        of the (Q, N) similarity ``sim``."""
+        return sim.topk(min(self.k_test, sim.shape[1]), dim=1)
 
-        Args:
-            sim: (Q, N) ITC similarity of queries (rows) and items (columns).
-            pair_score: ``pair_score(query_indices, item_indices) -> (P,)`` scores of the
-                P pairs (the ITM "match" logit in :meth:`predict_all`).
-            rows: the query rows to rank (default all); other rows are 0.
+    def compose_ranking(self, sim: Tensor, topk_sim: Tensor, topk_items: Tensor,
+                        topk_scores: Tensor) -> Tensor:
+        """(Q, N) ranking scores: the re-ranking scores of the top-k items of every row
+        (``topk_scores``, plus their ITC similarity with ``rerank_score='itm+itc'``), and
+        below all of them, the other items in ITC order."""
+        if sim.shape[1] == 0:
+            return sim.new_zeros(sim.shape)
+        topk_scores = topk_scores.to(sim.dtype)
+        if self.rerank_score == 'itm+itc':
+            topk_scores = topk_scores + topk_sim
+        floor = topk_scores.min(dim=1, keepdim=True).values - 1
+        scores = floor - (sim.max(dim=1, keepdim=True).values - sim)
+        return scores.scatter(1, topk_items, topk_scores)
 
-        Returns:
-            (Q, N) scores: ``pair_score`` (+ ``sim`` with ``rerank_score='itm+itc'``) for
-            the top-k items of each row; below them, the other items in ITC order.
-        """
-        num_queries, num_items = sim.shape
-        scores = sim.new_zeros(num_queries, num_items)
-        rows = (torch.arange(num_queries, device=sim.device) if rows is None else
-                torch.as_tensor(rows, dtype=torch.long, device=sim.device))
-        if rows.numel() == 0 or num_items == 0:
-            return scores
-        k = min(self.k_test, num_items)
-        rows_per_chunk = max(1, self.itm_batch_size // k)
-        for chunk in rows.split(rows_per_chunk):
-            row_sim = sim[chunk]
-            topk_sim, topk_items = row_sim.topk(k, dim=1)
-            queries = chunk[:, None].expand(-1, k).reshape(-1)
-            topk_scores = pair_score(queries, topk_items.reshape(-1)).view(len(chunk), k)
-            topk_scores = topk_scores.to(sim.dtype)
-            if self.rerank_score == 'itm+itc':
-                topk_scores = topk_scores + topk_sim
-            floor = topk_scores.min(dim=1, keepdim=True).values - 1
-            chunk_scores = floor - (row_sim.max(dim=1, keepdim=True).values - row_sim)
-            scores[chunk] = chunk_scores.scatter(1, topk_items, topk_scores)
-        return scores
+    def rerank_topk(self, sim: Tensor, pair_score) -> Tensor:
+        """Re-score the top ``k_test`` items of every query row of ``sim`` (Q, N) with
+        ``pair_score(query_indices, item_indices) -> (P,)`` (the ITM "match" logit in
+        :meth:`predict_all`); see :meth:`compose_ranking` for the result (Q, N)."""
+        topk_sim, topk_items = self.topk_candidates(sim)
+        queries = torch.arange(sim.shape[0], device=sim.device)[:, None].expand_as(topk_items)
+        topk_scores = pair_score(queries.reshape(-1), topk_items.reshape(-1))
+        return self.compose_ranking(sim, topk_sim, topk_items, topk_scores.view(topk_items.shape))
 
 
 def _fill_missing_momentum_keys(module: MPLUG2Retriever, state_dict: dict, prefix: str,
