@@ -13,10 +13,9 @@ _base_ = ['./mplug2-large_8xb4-10e_msrvtt-caption.py']
 # best_caption_CIDEr_epoch_*.pth) copied or linked here.
 load_from = 'checkpoints/mplug2-large_msrvtt-caption_ce.pth'
 
-# CIDEr-D's document frequencies default to the references of the batch; for corpus-level
-# statistics add corpus='data/msrvtt/annotations/caption_train_refs.json' (a JSON list with one
-# list of reference captions per training video; docs/video_text_tasks.md shows how to write it).
-model = dict(scst=dict(num_samples=5))
+# CIDEr-D's document frequencies come from the training references (the standard SCST reward),
+# read from the training annotation file at the first step; corpus=None uses the batch's.
+model = dict(scst=dict(num_samples=5, corpus='data/msrvtt/annotations/caption_train.jsonl'))
 
 # SCST rewards a video's generated captions against all its references: use the dataset's test
 # layout (one sample per video, gt_caption = every reference) with the training transforms.

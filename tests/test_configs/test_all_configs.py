@@ -176,7 +176,7 @@ def test_task_config_values(name):
     assert cfg.optim_wrapper.paramwise_cfg.custom_keys == {'vision_encoder': dict(lr_mult=0.1)}
     assert cfg.load_from  # initialised from a (converted) pre-trained checkpoint
     if kind == 'scst':
-        assert model.scst == dict(num_samples=5)
+        assert model.scst == dict(num_samples=5, corpus=data_root + 'annotations/caption_train.jsonl')
         assert cfg.train_dataloader.dataset.test_mode is True  # all references per video
         assert [s.type for s in cfg.param_scheduler] == ['CosineAnnealingLR']
         assert cfg.param_scheduler[0].end == 5
@@ -315,8 +315,9 @@ def test_model_builds_on_meta(path, bert_sized_vocab):
         assert group['lr'] == pytest.approx(expected)
     if cfg.model.type == 'MPLUG2Captioner':
         assert model.force_prompt is cfg.model.get('force_prompt', True)
-        assert model.scst == (None if cfg.model.get('scst') is None
-                              else dict(num_samples=5, corpus=None, generation={}))
+        assert model.scst == (None if cfg.model.get('scst') is None else dict(
+            num_samples=5, corpus=cfg.train_dataloader.dataset.data_root
+            + cfg.train_dataloader.dataset.ann_file, generation={}))
 
 
 # ----------------------------------------------------------------------------- pipelines

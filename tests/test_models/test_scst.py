@@ -97,3 +97,22 @@ def test_scst_trains_with_gradients_and_a_corpus(tiny_vocab, tmp_path):
 def test_scst_settings_are_checked(tiny_vocab):
     with pytest.raises(ValueError, match='unknown scst'):
         _captioner(tiny_vocab, beams=3)
+
+
+def test_scst_corpus_from_the_training_annotations(tiny_vocab, tmp_path):
+    """``corpus`` may be the caption annotation file itself: captions grouped by video."""
+    lines = [dict(video_id='v0', caption=refs[0]) for refs in REFERENCES[:1]]
+    lines += [dict(video_id=f'v{i}', caption=ref) for i, refs in enumerate(REFERENCES) for ref in refs[1:]]
+    lines.insert(1, dict(video_id='v1', caption=REFERENCES[1][0]))
+    lines.append(dict(video_id='v2', caption=REFERENCES[2][0]))
+    annotations = tmp_path / 'caption_train.jsonl'
+    annotations.write_text(''.join(json.dumps(line) + '\n' for line in lines))
+    model = _captioner(tiny_vocab, corpus=str(annotations))
+    assert model._cider is None  # not read when the model is built
+    expected = CiderD(corpus=[sorted(refs) for refs in REFERENCES])
+    assert model.cider.score(CANDIDATES, REFERENCES) == pytest.approx(
+        expected.score(CANDIDATES, REFERENCES), rel=1e-12)
+    bad = tmp_path / 'bad.jsonl'
+    bad.write_text('{"video_id": "v0"}\n')
+    with pytest.raises(Exception, match='bad.jsonl:1'):
+        _ = _captioner(tiny_vocab, corpus=str(bad)).cider

@@ -270,8 +270,9 @@ class MPLUG2Captioner(MPLUG2):
         generation: beam-search settings (official: 5 beams, 4-20 tokens).
         force_prompt: see above.
         scst: None (cross-entropy training) or the SCST settings: ``num_samples`` (beams
-            kept per video, default 5), ``corpus`` (a JSON file with one list of reference
-            captions per training video, for CIDEr-D's document frequency; default: the
+            kept per video, default 5), ``corpus`` (for CIDEr-D's document frequency: the
+            training caption annotation file, or a JSON list with one list of reference
+            captions per training video; read at the first SCST step; default: the
             references of the batch), ``generation`` (overrides of the beam settings).
     """
 
@@ -294,7 +295,7 @@ class MPLUG2Captioner(MPLUG2):
             if unknown:
                 raise ValueError(f'unknown scst settings: {sorted(unknown)}')
             self.scst.update(scst)
-            self.cider = CiderD(_read_reference_sets(self.scst['corpus']) if self.scst['corpus'] else None)
+            self._cider = None  # built at the first SCST step (the corpus is read then)
         self.prompt = prompt.strip()
         self.max_caption_tokens = max_caption_tokens
         self.max_caption_words = max_caption_words
@@ -340,6 +341,15 @@ class MPLUG2Captioner(MPLUG2):
             captions.append(text.strip())
         return sequences, captions
 
+    @property
+    def cider(self) -> CiderD:
+        """The CIDEr-D scorer of SCST, with the corpus statistics of ``scst['corpus']``."""
+        if self._cider is None:
+            corpus = self.scst['corpus']
+            self._cider = CiderD(_read_reference_sets(corpus, self.max_caption_words)
+                                 if corpus else None)
+        return self._cider
+
     def scst_loss(self, inputs: Tensor, data_samples: list) -> dict:
         """Self-critical sequence training with a CIDEr-D reward (see the class docstring)."""
         num_samples = self.scst['num_samples']
@@ -383,11 +393,22 @@ class MPLUG2Captioner(MPLUG2):
         return data_samples
 
 
-def _read_reference_sets(path: str) -> list[list[str]]:
-    """A JSON file holding one list of reference captions per training video (CIDEr-D corpus)."""
+def _read_reference_sets(path: str, max_words: int = 1000) -> list[list[str]]:
+    """The reference captions of every training video (CIDEr-D's corpus), from ``path``:
+
+    * a caption annotation file in any format :class:`~mplug2.datasets.VideoCaptionDataset`
+      reads (e.g. the training ``caption_train.jsonl``; captions grouped by video), or
+    * a JSON list with one list of reference captions per video.
+    """
     import json
-    with open(path, encoding='utf-8') as f:
-        data = json.load(f)
-    if not isinstance(data, list) or not all(isinstance(refs, list) for refs in data):
-        raise ValueError(f'{path}: expected a JSON list with one list of captions per video')
-    return [[pre_caption(ref, 1000) for ref in refs] for refs in data]
+
+    from mplug2.datasets import VideoCaptionDataset
+    if path.endswith('.json'):
+        with open(path, encoding='utf-8') as f:
+            data = json.load(f)
+        if isinstance(data, list) and all(isinstance(refs, list) for refs in data):
+            return [[pre_caption(ref, max_words) for ref in refs] for refs in data]
+    dataset = VideoCaptionDataset(ann_file=path, test_mode=True, serialize_data=False,
+                                  max_words=max_words)
+    return [[pre_caption(ref, max_words) for ref in dataset.get_data_info(i)['gt_caption']]
+            for i in range(len(dataset))]
