@@ -57,7 +57,7 @@ test_dataloader = dict(
 )
 val_dataloader = test_dataloader
 
-max_epochs = 30
+max_epochs = 40  # 4,520 iterations for QA (113 per epoch at batch 16)
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
