@@ -15,7 +15,7 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import DefaultScope
 
 from mplug2.apis import answer_question, caption_video, init_model
-from mplug2.models.multimodal.mplug2 import MPLUG2QA
+from mplug2.models import MPLUG2QA
 from mplug2.registry import MODELS
 
 

@@ -59,7 +59,8 @@ MODELS = Registry('model', parent=MMENGINE_MODELS, locations=['mplug2.models'])
 MODEL_WRAPPERS = Registry(
     'model_wrapper', parent=MMENGINE_MODEL_WRAPPERS, locations=['mplug2.models'])
 WEIGHT_INITIALIZERS = Registry(
-    'weight initializer', parent=MMENGINE_WEIGHT_INITIALIZERS, locations=['mplug2.models'])
+    'weight initializer', parent=MMENGINE_WEIGHT_INITIALIZERS,
+    locations=['mplug2.models', 'mplug2.checkpoints'])
 # Tokenizers have no MMEngine root.
 TOKENIZERS = Registry('tokenizer', locations=['mplug2.models'])
 

@@ -12,7 +12,10 @@ or ``sample.get('question')``):
 * data fields (annotations and predictions): ``question``, ``gt_answer``,
   ``answer_weight``, ``gt_caption``, ``text``, ``text_id``, ``question_type``,
   ``skipped_samples`` (bad samples this sample replaced, see ``on_error='skip'``),
-  and the model's ``pred_answer`` / ``pred_caption``.
+  and the model's predictions ``pred_answer`` (str) / ``pred_caption`` (str).
+
+Models read the fields as attributes (``sample.question``; ``sample.get(name)`` for optional
+ones) and write predictions as data fields (``sample.pred_answer = answer``).
 """
 from mmengine.structures import BaseDataElement
 

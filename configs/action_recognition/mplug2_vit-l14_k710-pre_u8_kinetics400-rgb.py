@@ -20,37 +20,22 @@ ann_file_train = 'data/kinetics400/kinetics400_train_list_videos.txt'
 ann_file_val = 'data/kinetics400/kinetics400_val_list_videos.txt'
 
 train_dataloader = dict(
-    batch_size=8,  # x 32 GPUs = 256
-    num_workers=8,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
         type=dataset_type,
         ann_file=ann_file_train,
         data_prefix=dict(video=data_root),
         pipeline={{_base_.train_pipeline}}))
 val_dataloader = dict(
-    batch_size=8,
-    num_workers=8,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,
         ann_file=ann_file_val,
         data_prefix=dict(video=data_root_val),
         pipeline={{_base_.val_pipeline}},
         test_mode=True))
+# Test: the validation videos with the multi-view test pipeline.
 test_dataloader = dict(
-    batch_size=8,
-    num_workers=8,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        ann_file=ann_file_val,
-        data_prefix=dict(video=data_root_val),
-        pipeline={{_base_.test_pipeline}},
-        test_mode=True))
+    val_dataloader,
+    dataset=dict(val_dataloader['dataset'], pipeline={{_base_.test_pipeline}}))
 
 max_epochs = 5
 train_cfg = dict(

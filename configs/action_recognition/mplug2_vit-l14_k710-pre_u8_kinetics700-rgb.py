@@ -13,5 +13,4 @@ train_dataloader = dict(
     dataset=dict(ann_file=ann_file_train, data_prefix=dict(video=data_root)))
 val_dataloader = dict(
     dataset=dict(ann_file=ann_file_val, data_prefix=dict(video=data_root_val)))
-test_dataloader = dict(
-    dataset=dict(ann_file=ann_file_val, data_prefix=dict(video=data_root_val)))
+test_dataloader = val_dataloader

@@ -18,51 +18,25 @@ sources = dict(
     k700=('data/kinetics700/videos', 'data/kinetics700/videos'))
 
 
-def _video_set(split, root, pipeline, test_mode=False):
+def _k710_set(split, pipeline):
+    """The K400, K600 and K700 lists of one split ('train' or 'val') as one dataset."""
+    test_mode = split == 'val'
     return dict(
-        type='VideoDataset',
-        ann_file=split,
-        data_prefix=dict(video=root),
-        pipeline=pipeline,
-        test_mode=test_mode)
+        type='ConcatDataset',
+        datasets=[
+            dict(
+                type='VideoDataset',
+                ann_file=f'{k710_root}{name}_{split}_list_videos.txt',
+                data_prefix=dict(video=roots[1] if test_mode else roots[0]),
+                pipeline=pipeline,
+                test_mode=test_mode) for name, roots in sources.items()
+        ])
 
 
-train_dataloader = dict(
-    batch_size=8,  # x 32 GPUs = 256
-    num_workers=8,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(
-        type='ConcatDataset',
-        datasets=[
-            _video_set(f'{k710_root}{name}_train_list_videos.txt', roots[0],
-                       {{_base_.train_pipeline}})
-            for name, roots in sources.items()
-        ]))
-val_dataloader = dict(
-    batch_size=8,
-    num_workers=8,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type='ConcatDataset',
-        datasets=[
-            _video_set(f'{k710_root}{name}_val_list_videos.txt', roots[1],
-                       {{_base_.val_pipeline}}, test_mode=True)
-            for name, roots in sources.items()
-        ]))
-test_dataloader = dict(
-    batch_size=8,
-    num_workers=8,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type='ConcatDataset',
-        datasets=[
-            _video_set(f'{k710_root}{name}_val_list_videos.txt', roots[1],
-                       {{_base_.test_pipeline}}, test_mode=True)
-            for name, roots in sources.items()
-        ]))
+train_dataloader = dict(dataset=_k710_set('train', {{_base_.train_pipeline}}))
+val_dataloader = dict(dataset=_k710_set('val', {{_base_.val_pipeline}}))
+# Test: the validation lists with the multi-view test pipeline.
+test_dataloader = dict(dataset=_k710_set('val', {{_base_.test_pipeline}}))
 
 max_epochs = 40
 train_cfg = dict(

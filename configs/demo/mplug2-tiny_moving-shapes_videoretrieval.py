@@ -9,17 +9,24 @@ _base_ = ['./_base_/mplug2-tiny_moving-shapes.py']
 model = dict(
     type='MPLUG2Retriever',
     text_decoder=None,
-    embed_dim=32,
-    queue_size=0,
-    use_momentum=False,
+    itc_head=dict(type='ITCHead', embed_dim=32, queue_size=0, use_momentum=False),
+    itm_head=dict(type='ITMHead'),
     max_text_tokens=16,
     k_test=16,
 )
 
+# The test texts are cleaned as the official retrieval code (256 words); training uses the shared
+# pipeline (its 80-word caption cut never reaches these short captions).
+test_pipeline = [
+    dict(type='CleanCaption', max_words=256),
+    dict(type='LoadVideoFrames', num_frames={{_base_.num_frames}}, test_mode=True),
+    dict(type='PackMultimodalInputs'),
+]
 train_dataloader = dict(dataset=dict(type='VideoRetrievalDataset',
                                      ann_file='annotations/retrieval_train.jsonl'))
 test_dataloader = dict(dataset=dict(type='VideoRetrievalDataset',
-                                    ann_file='annotations/retrieval_test.jsonl'))
+                                    ann_file='annotations/retrieval_test.jsonl',
+                                    pipeline=test_pipeline))
 val_dataloader = test_dataloader
 val_cfg = dict(type='MPLUG2RetrievalValLoop')
 test_cfg = dict(type='MPLUG2RetrievalTestLoop')

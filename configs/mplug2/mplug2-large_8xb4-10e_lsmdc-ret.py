@@ -7,8 +7,8 @@
 #   * lr 1e-5 for the language side (ALBEF / mPLUG v1 retrieval), 1e-6 for the vision encoder
 #     (the schedule's lr_mult 0.1, as mPLUG-2's two-lr setting), AdamW wd 0.02, 200 warm-up
 #     iterations, cosine to 1e-6 per iteration (min lr 1e-6 as ALBEF);
-#   * the distillation weight alpha (0.4) ramps up over the first epoch (ALBEF's warm_up);
-#     alpha_warmup_iters = one epoch at 8 x 4 (about 101,000 training clips / 32).
+#   * the distillation weight alpha (0.4) ramps up over the first epoch (ALBEF's warm_up) with
+#     DistillAlphaWarmupHook: warmup_iters = one epoch at 8 x 4 (about 101,000 training clips / 32).
 # From the mPLUG-2 video tasks: 16 frames at 224, RandomResizedCrop + flip, nearest resize at
 # test, 10 epochs, 8 GPUs x 4.
 #
@@ -28,7 +28,8 @@ _base_ = [
 #       checkpoints/mplug2-large_pretrain_qa.pth --task qa
 load_from = 'checkpoints/mplug2-large_pretrain_qa.pth'
 
-model = dict(alpha_warmup_iters=3160)
+# The distillation weight ramps up over the first epoch (see above); the runtime's hooks stay.
+custom_hooks = [*_base_.custom_hooks, dict(type='DistillAlphaWarmupHook', warmup_iters=3160)]
 
 optim_wrapper = dict(optimizer=dict(lr=1e-5))
 

@@ -18,7 +18,8 @@ load_from = 'checkpoints/mplug2-large_msrvtt-caption_ce.pth'
 model = dict(scst=dict(num_samples=5, corpus='data/msrvtt/annotations/caption_train.jsonl'))
 
 # SCST rewards a video's generated captions against all its references: use the dataset's test
-# layout (one sample per video, gt_caption = every reference) with the training transforms.
+# layout (one sample per video, gt_caption = every reference) with the training pipeline (its
+# CleanCaption cleans every reference as the training captions).
 train_dataloader = dict(dataset=dict(test_mode=True))
 
 optim_wrapper = dict(optimizer=dict(lr=2e-6))

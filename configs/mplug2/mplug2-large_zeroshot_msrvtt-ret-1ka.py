@@ -5,7 +5,7 @@
 #   python tools/test.py configs/mplug2/mplug2-large_zeroshot_msrvtt-ret-1ka.py CKPT
 #   bash tools/dist_test.sh configs/mplug2/mplug2-large_zeroshot_msrvtt-ret-1ka.py CKPT 8
 #
-# The checkpoint must hold pre-trained ITC/ITM heads (vision_proj, text_proj, itm_head) in this
+# The checkpoint must hold pre-trained ITC/ITM heads (itc_head.*, itm_head.*) in this
 # project's MPLUG2Retriever layout. tools/model_converters/mplug2_official_to_mmengine.py maps the
 # qa and caption layouts only: with a --task qa conversion of mPLUG2_Pretrain.pth the heads stay
 # randomly initialised and the numbers are meaningless.

@@ -13,7 +13,8 @@
 
 Each video goes through the config's test pipeline (``cfg.test_pipeline``, else
 ``cfg.test_dataloader.dataset.pipeline``; model-only configs fall back to the official
-test pipeline: 16 middle frames, torch nearest resize to the encoder's input size), the
+test pipeline: 16 middle frames, torch nearest resize to the encoder's input size, question
+cleaning with the official test word limit), the
 samples are collated as the test dataloader does (``pseudo_collate``) and the model runs
 ``test_step``: its data preprocessor (stacking, CLIP normalisation), then ``predict``.
 """
@@ -42,6 +43,7 @@ VideoInput = Union[PathLike, Sequence[PathLike]]
 DEFAULT_TEST_PIPELINE = [
     dict(type='mplug2.LoadVideoFrames', num_frames=16, test_mode=True),
     dict(type='mplug2.VideoResize', scale=None, interpolation='nearest'),
+    dict(type='mplug2.CleanQuestion', max_words=50),  # the official test word limit
     dict(type='mplug2.PackMultimodalInputs'),
 ]
 
@@ -172,7 +174,7 @@ def _questions(questions: Union[None, str, Sequence[str]], count: int) -> List[O
 
 
 def _check_capability(model: torch.nn.Module, task: str) -> None:
-    from mplug2.models.multimodal.mplug2 import MPLUG2Captioner, MPLUG2QA
+    from mplug2.models import MPLUG2Captioner, MPLUG2QA
     if task == 'qa' and not isinstance(model, MPLUG2QA):
         raise TypeError(f'{type(model).__name__} cannot answer questions: question answering needs '
                         'a video QA model (type=MPLUG2QA, e.g. configs/mplug2/'
@@ -209,7 +211,7 @@ def inference_model(model: torch.nn.Module,
         The :class:`~mplug2.structures.DataSample` of each video, in order (a list even
         for a single video).
     """
-    from mplug2.models.multimodal.mplug2 import MPLUG2QA
+    from mplug2.models import MPLUG2QA
     cfg = getattr(model, 'cfg', None)
     if cfg is None:
         raise AttributeError('the model has no `cfg`: build it with mplug2.apis.init_model or '

@@ -80,8 +80,8 @@ def _path_start(direction: str, size: int, across: float = None) -> Tuple[float,
     Every path is centred on the frame along the motion (so a clip and its time reversal
     cover the same positions); ``across`` (default: the middle) places it across the motion.
     """
-    radius, travel = max(2.0, size / 7), size / 2
-    middle = (radius + 1 + size - radius - 2) / 2
+    travel = size / 2
+    middle = (size - 1) / 2  # the midpoint of the inner range [r + 1, size - r - 2]
     dx, dy = DIRECTIONS[direction]
     along = middle - (dx + dy) * travel / 2
     across = middle if across is None else across

@@ -1,12 +1,11 @@
 """Video captioning: MSRVTT, MSVD."""
 from typing import List
 
-from mplug2.models.text.text_processing import pre_caption
 from mplug2.registry import DATASETS
 from .annotation_io import get_str_or_list, load_records
 from .base_video_text import BaseVideoTextDataset
 
-__all__ = ['VideoCaptionDataset', 'CAPTION_KEYS']
+__all__ = ['VideoCaptionDataset', 'CAPTION_KEYS', 'load_reference_sets']
 
 #: Annotation fields holding captions (a string or a list of strings).
 CAPTION_KEYS = ('caption', 'captions', 'golden_captions', 'golden_caption', 'sentence', 'text')
@@ -23,7 +22,7 @@ class VideoCaptionDataset(BaseVideoTextDataset):
     * mmaction2 / frozen-in-time style: ``{"video": "video0.mp4", "caption": str | [str]}``.
 
     Training (``test_mode=False``): one sample per (video, caption); ``gt_caption`` is the
-    ``pre_caption``'d caption (``max_words`` words, 80 as the official code).
+    caption as written (the pipeline's ``CleanCaption`` normalises it).
     Test: one sample per video (records of the same video are merged, first-appearance
     order); ``gt_caption`` is the list of all its captions, lower-cased (the metric
     tokenises them with the PTB tokenizer, as the official evaluation).
@@ -34,8 +33,7 @@ class VideoCaptionDataset(BaseVideoTextDataset):
     ``tools/dataset_converters/convert_msrvtt.py``.
     """
 
-    def __init__(self, ann_file, max_words: int = 80, **kwargs) -> None:
-        self.max_words = max_words
+    def __init__(self, ann_file, **kwargs) -> None:
         super().__init__(ann_file=ann_file, **kwargs)
 
     def load_data_list(self) -> List[dict]:
@@ -47,7 +45,7 @@ class VideoCaptionDataset(BaseVideoTextDataset):
             if not self.test_mode:
                 data_list.extend(
                     dict(video_id=video_id, video_name=video_name,
-                         gt_caption=pre_caption(c, self.max_words)) for c in captions)
+                         gt_caption=c) for c in captions)
             elif video_id in by_video:
                 by_video[video_id]['gt_caption'].extend(c.lower() for c in captions)
             else:
@@ -55,3 +53,25 @@ class VideoCaptionDataset(BaseVideoTextDataset):
                                           gt_caption=[c.lower() for c in captions])
                 data_list.append(by_video[video_id])
         return data_list
+
+
+def load_reference_sets(path: str, max_words: int = 80) -> List[List[str]]:
+    """The reference captions of every video of ``path``, cleaned as the training pipeline
+    cleans them (:func:`~mplug2.datasets.transforms.text.pre_caption`, ``max_words``): the
+    corpus of CIDEr-D's document frequency in SCST. ``path`` is
+
+    * a caption annotation file in any format :class:`VideoCaptionDataset` reads (e.g. the
+      training ``caption_train.jsonl``; captions grouped by video), or
+    * a JSON list with one list of reference captions per video.
+    """
+    import json
+
+    from .transforms.text import pre_caption
+    if path.endswith('.json'):
+        with open(path, encoding='utf-8') as f:
+            data = json.load(f)
+        if isinstance(data, list) and all(isinstance(refs, list) for refs in data):
+            return [[pre_caption(ref, max_words) for ref in refs] for refs in data]
+    dataset = VideoCaptionDataset(ann_file=path, test_mode=True, serialize_data=False)
+    return [[pre_caption(ref, max_words) for ref in dataset.get_data_info(i)['gt_caption']]
+            for i in range(len(dataset))]

@@ -1,10 +1,9 @@
 """Open-ended video question answering: MSRVTT-QA, MSVD-QA, TGIF-FrameQA."""
 from collections import Counter
-from typing import List, Optional, Sequence, Union
+from typing import List, Sequence, Union
 
-from mplug2.models.text.text_processing import pre_question
 from mplug2.registry import DATASETS
-from .annotation_io import get_field, get_str, load_answer_list, load_records
+from .annotation_io import get_field, get_str, load_records
 from .base_video_text import BaseVideoTextDataset
 from .errors import AnnotationError
 
@@ -25,35 +24,23 @@ class VideoQADataset(BaseVideoTextDataset):
     * optional fields: ``question_id`` (default: the position over all files, as the
       official code), ``question_type`` / ``type`` (e.g. what/who/how, for per-type accuracy).
 
-    Per sample: ``video_id``, ``question`` (``pre_question``'d), ``gt_answer`` (the answer
-    string; the list of distinct answers when a record has several), ``answer_weight``
-    (the answers' frequencies, summing to 1), ``question_id``, ``question_type`` if given.
+    Per sample: ``video_id``, ``question`` (as written: the pipeline's ``CleanQuestion``
+    normalises it), ``gt_answer`` (the answer string; the list of distinct answers when a
+    record has several), ``answer_weight`` (the answers' frequencies, summing to 1),
+    ``question_id``, ``question_type`` if given.
+
+    The candidate answers of ranking-mode evaluation are the model's (``MPLUG2QA``'s
+    ``answer_list``, a file read with :func:`~mplug2.datasets.load_answer_list`).
 
     Args:
         ann_file: one file or a list (the official configs pass a list).
-        answer_list: candidate answers for ranking-mode evaluation (official
-            ``*_ans2label.json``, a JSON list, a ``.jsonl`` with ``answer`` or a ``.txt``).
-            Exposed as ``dataset.answer_list`` and ``metainfo['answer_list']``.
-        max_question_words: ``pre_question`` word limit; default 30 for training and 50
-            with ``test_mode`` (the official values).
         **kwargs: see :class:`BaseVideoTextDataset`.
     """
 
-    def __init__(self,
-                 ann_file: Union[str, Sequence[str]],
-                 answer_list: Optional[str] = None,
-                 max_question_words: Optional[int] = None,
-                 test_mode: bool = False,
-                 **kwargs) -> None:
-        self.answer_list_file = answer_list
-        self.max_question_words = max_question_words or (50 if test_mode else 30)
-        self.answer_list: List[str] = []
-        super().__init__(ann_file=ann_file, test_mode=test_mode, **kwargs)
+    def __init__(self, ann_file: Union[str, Sequence[str]], **kwargs) -> None:
+        super().__init__(ann_file=ann_file, **kwargs)
 
     def load_data_list(self) -> List[dict]:
-        if self.answer_list_file:
-            self.answer_list = load_answer_list(self.answer_list_file)
-            self._metainfo['answer_list'] = list(self.answer_list)
         data_list = []
         for position, (where, record) in enumerate(load_records(self.ann_files)):
             video_id, video_name = self.parse_video_name(record, where)
@@ -68,7 +55,7 @@ class VideoQADataset(BaseVideoTextDataset):
             info = dict(
                 video_id=video_id,
                 video_name=video_name,
-                question=pre_question(question, self.max_question_words),
+                question=question,
                 gt_answer=answers[0] if len(counts) == 1 else list(counts),
                 answer_weight=[n / len(answers) for n in counts.values()],
                 question_id=record.get('question_id', position))

@@ -1,7 +1,6 @@
 """Video-text retrieval: MSRVTT 1k-A, DiDeMo (paragraph-to-video), LSMDC."""
 from typing import List
 
-from mplug2.models.text.text_processing import pre_caption
 from mplug2.registry import DATASETS
 from .annotation_io import get_str_or_list, load_records
 from .base_video_text import BaseVideoTextDataset
@@ -22,8 +21,8 @@ class VideoRetrievalDataset(BaseVideoTextDataset):
     * DiDeMo paragraphs: ``caption`` is the list of a video's sentences; with
       ``is_paragraph=True`` they are joined with spaces into one text.
 
-    Training (``test_mode=False``): one sample per (video, text), with ``text`` (a
-    ``pre_caption``'d string) and ``video_idx``, an integer per distinct video (the
+    Training (``test_mode=False``): one sample per (video, text), with ``text`` (as written:
+    the pipeline's ``CleanCaption`` normalises it) and ``video_idx``, an integer per distinct video (the
     positives of the contrastive loss; equal ``video_idx`` = same video).
 
     Test: one sample per distinct video, in first-appearance order, with ``video_idx``
@@ -33,13 +32,10 @@ class VideoRetrievalDataset(BaseVideoTextDataset):
     each video), ``num_videos`` and ``num_texts`` (the names mmaction2's retrieval loop reads).
 
     Args:
-        max_words: ``pre_caption`` word limit (256, the official default).
         is_paragraph: join each record's caption list into one paragraph (DiDeMo).
     """
 
-    def __init__(self, ann_file, max_words: int = 256, is_paragraph: bool = False,
-                 **kwargs) -> None:
-        self.max_words = max_words
+    def __init__(self, ann_file, is_paragraph: bool = False, **kwargs) -> None:
         self.is_paragraph = is_paragraph
         super().__init__(ann_file=ann_file, **kwargs)
 
@@ -50,7 +46,7 @@ class VideoRetrievalDataset(BaseVideoTextDataset):
             captions = get_str_or_list(record, CAPTION_KEYS, where)
             if self.is_paragraph:
                 captions = [' '.join(c.strip() for c in captions)]
-            texts = [pre_caption(c, self.max_words) for c in captions]
+            texts = list(captions)
             if video_id in videos:
                 videos[video_id][1].extend(texts)
             else:

@@ -8,5 +8,6 @@ from .decoders import *  # noqa: F401,F403  shared text decoder, generation
 from .fusion import *  # noqa: F401,F403  fusion module
 from .necks import *  # noqa: F401,F403  universal layers
 from .text import *  # noqa: F401,F403  BERT blocks, text encoder, tokenizer
+from .heads import *  # noqa: F401,F403  ITC, ITM and language-model heads
 from .multimodal import *  # noqa: F401,F403  task models
 from .data_preprocessors import *  # noqa: F401,F403  data preprocessor (images and videos)

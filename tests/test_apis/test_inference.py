@@ -39,6 +39,7 @@ def _write_config(path, model, with_pipeline=True):
         pipeline = [
             dict(type='LoadVideoFrames', num_frames=FRAMES, test_mode=True),
             dict(type='VideoResize', scale=SIZE, interpolation='nearest'),
+            dict(type='CleanQuestion', max_words=50),
             dict(type='PackMultimodalInputs'),
         ]
         cfg['test_dataloader'] = dict(

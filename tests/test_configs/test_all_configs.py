@@ -48,6 +48,25 @@ EXPECTED = {
     'mplug2-large_official-eval_msrvtt-caption': (CAPTION, 'large', 'test', 'data/msrvtt/', None),
 }
 ARCH = {'large': ('l/14', 'large'), 'base': ('b/16', 'base')}
+# Text cleaning, the first transform of the pipelines: (train, test) per dataset type; None: the
+# test references stay as written (the caption dataset lower-cases them).
+TEXT_CLEANING = {
+    'VideoQADataset': (dict(type='CleanQuestion', max_words=30),
+                       dict(type='CleanQuestion', max_words=50)),
+    'VideoCaptionDataset': (dict(type='CleanCaption', max_words=80), None),
+    'VideoRetrievalDataset': (dict(type='CleanCaption', max_words=256),
+                              dict(type='CleanCaption', max_words=256)),
+}
+# Retrieval fine-tuning: DistillAlphaWarmupHook's warmup_iters (one epoch at 8 x 4).
+ALPHA_WARMUP_ITERS = {
+    'mplug2-large_8xb4-10e_msrvtt-ret-1ka': 5625,
+    'mplug2-base_8xb4-10e_msrvtt-ret-1ka': 5625,
+    'mplug2-large_8xb4-10e_didemo-ret': 263,
+    'mplug2-large_8xb4-10e_lsmdc-ret': 3160,
+}
+# Text arguments that moved into the pipelines' CleanQuestion / CleanCaption.
+REMOVED_DATASET_ARGS = {'max_words', 'max_question_words'}
+REMOVED_MODEL_ARGS = {'max_question_words', 'max_caption_words'}
 DATASET_BASES = {'msrvtt_qa', 'msvd_qa', 'tgif_frameqa', 'msrvtt_caption', 'msvd_caption',
                  'msrvtt_retrieval_1ka', 'didemo_retrieval', 'lsmdc_retrieval'}
 
@@ -96,6 +115,7 @@ def test_dataset_base(path):
     for loader in (train, val, test):
         assert loader.dataset.type == cfg.dataset_type
         assert loader.dataset.data_root == cfg.data_root
+        assert not REMOVED_DATASET_ARGS & set(loader.dataset)
     assert cfg.val_evaluator.type == cfg.test_evaluator.type
     # Bases must not define what the schedule or runtime bases own (duplicate _base_ keys).
     for key in ('val_cfg', 'test_cfg', 'train_cfg', 'custom_hooks', 'default_scope', 'model'):
@@ -103,10 +123,22 @@ def test_dataset_base(path):
     _check_pipelines(cfg)
 
 
+def _strip_text_cleaning(pipeline, expected):
+    """``pipeline`` without its leading text-cleaning transform, which must be ``expected``
+    (None: no text cleaning anywhere in the pipeline)."""
+    if expected is None:
+        assert not any(t['type'] in ('CleanQuestion', 'CleanCaption') for t in pipeline)
+        return pipeline
+    assert pipeline[0] == expected
+    return pipeline[1:]
+
+
 def _check_pipelines(cfg):
-    """16 frames, 224 pixels; random segments + crop/flip + RandAugment for training, middle
-    frames + nearest resize at test (the official transforms)."""
-    train = cfg.train_dataloader.dataset.pipeline
+    """Text cleaning first; then 16 frames, 224 pixels; random segments + crop/flip +
+    RandAugment for training, middle frames + nearest resize at test (the official
+    transforms)."""
+    clean_train, clean_test = TEXT_CLEANING[cfg.dataset_type]
+    train = _strip_text_cleaning(cfg.train_dataloader.dataset.pipeline, clean_train)
     types = [t['type'] for t in train]
     assert types == ['LoadVideoFrames', 'mmaction.RandomResizedCrop', 'VideoResize', 'mmaction.Flip',
                      'TemporalConsistentRandAugment', 'PackMultimodalInputs']
@@ -115,7 +147,7 @@ def _check_pipelines(cfg):
     assert train[2]['scale'] == 224 and train[3]['flip_ratio'] == 0.5
     assert (train[4]['num_ops'], train[4]['magnitude']) == (2, 5)
     for loader in (cfg.val_dataloader, cfg.test_dataloader):
-        test = loader.dataset.pipeline
+        test = _strip_text_cleaning(loader.dataset.pipeline, clean_test)
         assert [t['type'] for t in test] == ['LoadVideoFrames', 'VideoResize', 'PackMultimodalInputs']
         assert test[0]['num_frames'] == 16 and test[0]['test_mode'] is True
         assert test[1]['scale'] == 224 and test[1]['interpolation'] == 'nearest'
@@ -144,6 +176,11 @@ def test_task_config_values(name):
                 model.generation.max_length) == (5, 4, 20)
     else:
         assert model.text_decoder is None and model.k_test == 128
+        assert model.itc_head == dict(type='ITCHead', embed_dim=256, temperature=0.07,
+                                      temperature_range=(0.001, 0.5), queue_size=65536,
+                                      use_momentum=True, momentum=0.995, alpha=0.4)
+        assert model.itm_head == dict(type='ITMHead')
+        assert model.rerank_score == 'itm'
 
     # Loops and evaluators.
     expected_loops = ({'val': 'MPLUG2RetrievalValLoop', 'test': 'MPLUG2RetrievalTestLoop'}
@@ -153,7 +190,11 @@ def test_task_config_values(name):
     assert cfg.test_dataloader.dataset.type == DATASET_TYPES[task]
     assert cfg.test_dataloader.dataset.data_root == data_root
     assert cfg.test_dataloader.sampler.shuffle is False
-    assert cfg.custom_hooks == [dict(type='mplug2.BadSampleReportHook')]
+    hooks = [dict(type='mplug2.BadSampleReportHook')]
+    if task == RETRIEVAL and kind == 'train':  # the distillation weight ramps up
+        hooks.append(dict(type='DistillAlphaWarmupHook', warmup_iters=ALPHA_WARMUP_ITERS[name]))
+    assert cfg.custom_hooks == hooks
+    assert not REMOVED_MODEL_ARGS & set(model)
     for loader in loaders(cfg):
         assert loader.dataset.type == DATASET_TYPES[task]
         assert loader.batch_size in (4, 8)
@@ -190,8 +231,15 @@ def test_task_config_values(name):
 
 
 def _check_pipelines_of_task(cfg):
-    for loader in loaders(cfg):
-        pipeline = loader.dataset.pipeline
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loader = cfg.get(key)
+        if loader is None:
+            continue
+        assert not REMOVED_DATASET_ARGS & set(loader.dataset)
+        # The train loader cleans as for training, also with SCST's test_mode dataset.
+        clean_train, clean_test = TEXT_CLEANING[loader.dataset.type]
+        pipeline = _strip_text_cleaning(
+            loader.dataset.pipeline, clean_train if key == 'train_dataloader' else clean_test)
         assert pipeline[0]['type'] == 'LoadVideoFrames' and pipeline[0]['num_frames'] == 16
         resize = [t for t in pipeline if t['type'] == 'VideoResize']
         assert len(resize) == 1 and resize[0]['scale'] == 224
@@ -231,7 +279,9 @@ def _types(node, path=''):
 
 def _registry_for(path):
     from mplug2 import registry as R
-    if path.startswith('model'):
+    # `retriever`: the retrieval model fields that configs/_base_/models/mplug2_retriever.py
+    # shares between the Base and Large models.
+    if path.startswith(('model', 'retriever')):
         return R.TOKENIZERS if '.tokenizer' in path else R.MODELS
     if path.endswith('.sampler'):
         return R.DATA_SAMPLERS
@@ -317,7 +367,7 @@ def test_model_builds_on_meta(path, bert_sized_vocab):
         assert model.force_prompt is cfg.model.get('force_prompt', True)
         assert model.scst == (None if cfg.model.get('scst') is None else dict(
             num_samples=5, corpus=cfg.train_dataloader.dataset.data_root
-            + cfg.train_dataloader.dataset.ann_file, generation={}))
+            + cfg.train_dataloader.dataset.ann_file, corpus_max_words=80, generation={}))
 
 
 # ----------------------------------------------------------------------------- pipelines

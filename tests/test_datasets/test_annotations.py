@@ -5,6 +5,7 @@ import pytest
 import mplug2  # noqa: F401
 from mplug2.datasets import (AnnotationError, VideoCaptionDataset, VideoQADataset,
                              VideoRetrievalDataset, load_answer_list)
+from mplug2.datasets.transforms import CleanCaption, CleanQuestion
 
 
 def _jsonl(path, records):
@@ -23,36 +24,34 @@ def test_videoqa_official_jsonl(tmp_path):
     ds = VideoQADataset([a, b], data_prefix=dict(video=str(tmp_path)), lazy_init=False)
     assert len(ds) == 3
     info = ds.get_data_info(1)
-    assert info['question'] == 'what who is on screen'
+    assert info['question'] == 'What/who is on-screen?'  # as written: the pipeline cleans it
+    assert CleanQuestion(max_words=30)(info)['question'] == 'what who is on screen'
     assert info['gt_answer'] == 'dog' and info['answer_weight'] == [1.0]
     assert info['question_type'] == 'what' and info['video_id'] == 'tumblr_x1'
     assert [ds.get_data_info(i)['question_id'] for i in range(3)] == [0, 1, 2]
     assert info['filename'] == str(tmp_path / 'tumblr_x1.mp4')  # nothing on disk: first ext
     (tmp_path / 'tumblr_x1.gif').write_bytes(b'x')
     assert ds.get_data_info(1)['filename'] == str(tmp_path / 'tumblr_x1.gif')
-    # word limits: 30 for training, 50 for test
+    # word limits of the pipelines: 30 for training, 50 for test
     long_q = ' '.join(['w'] * 60)
     c = _jsonl(tmp_path / 'c.jsonl', [dict(video_id='v', question=long_q, answer='a')])
-    assert len(VideoQADataset(c).get_data_info(0)['question'].split()) == 30
-    assert len(VideoQADataset(c, test_mode=True).get_data_info(0)['question'].split()) == 50
+    assert len(CleanQuestion(30)(VideoQADataset(c).get_data_info(0))['question'].split()) == 30
+    assert len(CleanQuestion(50)(VideoQADataset(c, test_mode=True).get_data_info(0))['question']
+               .split()) == 50
 
 
-def test_videoqa_mmaction_json_and_answer_list(tmp_path):
+def test_videoqa_mmaction_json(tmp_path):
     ann = tmp_path / 'msrvtt_qa_test.json'
     ann.write_text(json.dumps([
         dict(question_id=7, video='video7010.mp4', question='what is it?', answer='cat'),
         dict(question_id=8, video='video7011.mp4', question='who?', answer=['man', 'man', 'boy']),
     ]))
-    answers = tmp_path / 'ans2label.json'
-    answers.write_text(json.dumps({'cat': 0, 'man': 1, 'boy': 2}))
-    ds = VideoQADataset(str(ann), answer_list=str(answers), test_mode=True,
-                        data_prefix=dict(video='/videos'))
+    ds = VideoQADataset(str(ann), test_mode=True, data_prefix=dict(video='/videos'))
     first, second = ds.get_data_info(0), ds.get_data_info(1)
     assert first['video_id'] == 'video7010' and first['question_id'] == 7
     assert first['filename'] == '/videos/video7010.mp4'
     assert second['gt_answer'] == ['man', 'boy']
     assert second['answer_weight'] == pytest.approx([2 / 3, 1 / 3])
-    assert ds.answer_list == ['cat', 'man', 'boy'] == ds.metainfo['answer_list']
 
 
 def test_answer_list_formats(tmp_path):
@@ -62,6 +61,26 @@ def test_answer_list_formats(tmp_path):
     assert load_answer_list(str(tmp_path / 'l.json')) == ['a', 'b']
     assert load_answer_list(str(tmp_path / 'l.txt')) == ['x', 'y']
     assert load_answer_list(str(tmp_path / 'l.jsonl')) == ['p', 'q']
+    (tmp_path / 'ans2label.json').write_text(json.dumps({'cat': 0, 'man': 1, 'boy': 2}))
+    assert load_answer_list(str(tmp_path / 'ans2label.json')) == ['cat', 'man', 'boy']
+
+
+def test_clean_text_transforms():
+    """Text is cleaned in the pipeline: str and list fields, absent keys skipped."""
+    results = dict(question='What/who is on-screen?', gt_caption=['A Man, cooking!', 'B  c'],
+                   text='The CAT.', other='Kept As Is?')
+    assert CleanQuestion(max_words=2)(dict(results))['question'] == 'what who'
+    cleaned = CleanCaption(max_words=80)(dict(results))
+    assert cleaned['gt_caption'] == ['a man cooking', 'b c'] and cleaned['text'] == 'the cat'
+    assert cleaned['question'] == results['question'] and cleaned['other'] == 'Kept As Is?'
+    assert CleanCaption(max_words=1, keys='text')(dict(text='one two'))['text'] == 'one'
+    assert CleanQuestion(max_words=5)(dict(gt_answer='x')) == dict(gt_answer='x')
+    with pytest.raises(TypeError, match="CleanQuestion: 'question' must be a string or a list of "
+                                        'strings, got int'):
+        CleanQuestion(max_words=5)(dict(question=3))
+    with pytest.raises(ValueError, match='max_words must be a positive int, got 0'):
+        CleanCaption(max_words=0)
+    assert repr(CleanQuestion(30)) == "CleanQuestion(max_words=30, keys=('question',))"
 
 
 def test_malformed_entries_name_file_and_line(tmp_path):
@@ -98,7 +117,8 @@ def test_caption_train_and_test(tmp_path):
     ])
     ds = VideoCaptionDataset(train)
     assert len(ds) == 4
-    assert ds.get_data_info(0)['gt_caption'] == 'a man cooking'
+    assert ds.get_data_info(0)['gt_caption'] == 'A man, cooking!'
+    assert CleanCaption(80)(ds.get_data_info(0))['gt_caption'] == 'a man cooking'
     assert ds.get_data_info(2)['video_id'] == 'video2'
     test = _jsonl(tmp_path / 'test.jsonl', [
         dict(video_id='video1', golden_captions=['A Man cooks.', 'food is made']),
@@ -120,7 +140,7 @@ def test_retrieval_train_test_and_paragraph(tmp_path):
         dict(clip_name='video9', caption='the cat naps'),
     ])
     train = VideoRetrievalDataset(ann)
-    infos = [train.get_data_info(i) for i in range(len(train))]
+    infos = [CleanCaption(256)(train.get_data_info(i)) for i in range(len(train))]
     assert [(i['video_id'], i['video_idx'], i['text']) for i in infos] == [
         ('video9', 0, 'a cat sleeps'), ('video9', 0, 'the cat naps'), ('video8', 1, 'a car')]
     test = VideoRetrievalDataset(ann, test_mode=True)
@@ -129,7 +149,8 @@ def test_retrieval_train_test_and_paragraph(tmp_path):
     assert meta['txt2vid'] == [0, 0, 1] and meta['vid2txt'] == [[0, 1], [2]]
     assert meta['num_videos'] == 2 and meta['num_texts'] == 3 and test.num_texts == 3
     assert test.get_data_info(0)['text_id'] == [0, 1]
-    assert meta['texts'] == ['a cat sleeps', 'the cat naps', 'a car']
+    assert meta['texts'] == ['A cat sleeps.', 'the cat naps', 'a car']
+    assert CleanCaption(256)(test.get_data_info(0))['text'] == ['a cat sleeps', 'the cat naps']
 
     didemo = tmp_path / 'didemo.json'
     didemo.write_text(json.dumps([
@@ -137,7 +158,8 @@ def test_retrieval_train_test_and_paragraph(tmp_path):
         dict(video='v2.mp4', caption=['A dog.']),
     ]))
     para = VideoRetrievalDataset(str(didemo), is_paragraph=True, test_mode=True)
-    assert para.metainfo['texts'] == ['a girl jumps she lands', 'a dog']
+    assert CleanCaption(256)(dict(text=para.metainfo['texts']))['text'] == \
+        ['a girl jumps she lands', 'a dog']
     assert para.metainfo['txt2vid'] == [0, 1]
 
 

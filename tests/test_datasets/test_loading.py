@@ -100,6 +100,7 @@ def test_full_pipeline_and_preprocessor(shapes_dir):
     pipeline = [
         dict(type='mplug2.LoadVideoFrames', num_frames=4, test_mode=True),
         dict(type='mplug2.VideoResize', scale=24),
+        dict(type='mplug2.CleanQuestion', max_words=50),
         dict(type='mplug2.PackMultimodalInputs'),
     ]
     dataset = VideoQADataset(

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import mplug2  # noqa: F401
-from mplug2.datasets import VideoCaptionDataset, VideoQADataset, VideoRetrievalDataset
+from mplug2.datasets import (VideoCaptionDataset, VideoQADataset, VideoRetrievalDataset,
+                             load_answer_list)
 from mplug2.datasets.moving_shapes import generate_moving_shapes, render_moving_shape
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
@@ -29,12 +30,12 @@ def test_deterministic_and_seed_dependent(tmp_path):
 def test_annotations_in_dataset_formats(shapes_dir):
     ann = shapes_dir / 'annotations'
     labels = json.loads((ann / 'labels.json').read_text())
-    qa = VideoQADataset(str(ann / 'qa_train.jsonl'), answer_list=str(ann / 'qa_answer_list.json'))
-    assert len(qa) == 18 and len(qa.answer_list) == 11
+    qa = VideoQADataset(str(ann / 'qa_train.jsonl'))
+    assert len(qa) == 18 and len(load_answer_list(str(ann / 'qa_answer_list.json'))) == 11
     for i in range(3):
         info = qa.get_data_info(i)
         assert info['gt_answer'] == labels['shapes_train_00000'][info['question_type']]
-    assert qa.get_data_info(2)['question'] == 'which direction is the shape moving'
+    assert qa.get_data_info(2)['question'] == 'which direction is the shape moving?'
     caption = VideoCaptionDataset(str(ann / 'caption_test.jsonl'), test_mode=True)
     label = labels['shapes_test_00000']
     assert caption.get_data_info(0)['gt_caption'][0] == (

@@ -135,7 +135,8 @@ def test_several_texts_per_video_and_any_sample_order(tmp_path, shuffle):
 
 def test_tiny_mplug2_retriever_end_to_end(tmp_path):
     vocab = write_vocab(tmp_path / 'vocab.txt')
-    model = tiny_mplug2('MPLUG2Retriever', vocab, text_decoder=None, queue_size=0, k_test=2,
+    model = tiny_mplug2('MPLUG2Retriever', vocab, text_decoder=None,
+                        itc_head=dict(type='ITCHead', queue_size=0), k_test=2,
                         data_preprocessor=dict(type='MPLUG2DataPreprocessor'))
     texts = [['a red circle', 'the red circle moving'], ['a blue square'], ['a green triangle'],
              ['a yellow circle', 'a dog'], ['a man runs']]
@@ -152,7 +153,8 @@ def test_tiny_mplug2_retriever_end_to_end(tmp_path):
 def test_train_with_momentum_then_retrieval_validation(tmp_path):
     """Runner.train: ITC (momentum + queue) and ITM losses, then MPLUG2RetrievalValLoop."""
     vocab = write_vocab(tmp_path / 'vocab.txt')
-    model = tiny_mplug2('MPLUG2Retriever', vocab, text_decoder=None, queue_size=4, k_test=2,
+    model = tiny_mplug2('MPLUG2Retriever', vocab, text_decoder=None,
+                        itc_head=dict(type='ITCHead', queue_size=4), k_test=2,
                         data_preprocessor=dict(type='MPLUG2DataPreprocessor'))
     texts = [['a red circle', 'the red circle moving'], ['a blue square'], ['a green triangle']]
     loader = dict(batch_size=2, num_workers=0, sampler=dict(type='DefaultSampler', shuffle=False))
@@ -167,10 +169,11 @@ def test_train_with_momentum_then_retrieval_validation(tmp_path):
         val_cfg=dict(type='MPLUG2RetrievalValLoop'), val_evaluator=dict(type='RetrievalMetric'),
         default_scope='mplug2', default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=0)))
     trained = runner.train()
-    assert trained.queue_ptr.item() == 0  # 4 training texts went through a queue of 4
-    assert sorted(trained.idx_queue.tolist()) == [0, 0, 1, 2]
+    assert trained.itc_head.queue_ptr.item() == 0  # 4 training texts went through a queue of 4
+    assert sorted(trained.itc_head.idx_queue.tolist()) == [0, 0, 1, 2]
     # one AdamW step moved the online weights; the EMA moved the momentum copies 0.5 % of the way
-    assert not torch.equal(trained.text_proj.weight, trained.text_proj_m.weight)
+    assert not torch.equal(trained.itc_head.text_proj.weight,
+                           trained.itc_head.momentum_projections['text_proj'].weight)
     assert runner.message_hub.get_scalar('train/loss_itm').current() > 0
     assert 0 <= runner.message_hub.get_scalar('val/retrieval/t2v_R1').current() <= 100
 

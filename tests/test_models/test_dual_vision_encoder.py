@@ -6,8 +6,9 @@ import pytest
 import torch
 from torch import nn
 
+from mplug2.checkpoints.clip import load_clip_weights
 from mplug2.models.backbones import (DualVisionEncoder, LocalTemporal,
-                                     load_clip_weights, resize_pos_embed)
+                                     resize_pos_embed)
 from mplug2.models.backbones import dual_vision_encoder as dve
 from mplug2.registry import MODELS
 
@@ -313,7 +314,8 @@ def hf_clip(tmp_path_factory):
 
 def load(path, **kwargs) -> DualVisionEncoder:
     model = DualVisionEncoder(arch=TINY, img_size=kwargs.pop('img_size', 16),
-                              init_cfg=dict(type='CLIP', checkpoint=path), **kwargs)
+                              init_cfg=dict(type='mplug2.PretrainedCLIP', checkpoint=path),
+                              **kwargs)
     model.init_weights()
     return model.eval()
 
@@ -449,3 +451,22 @@ def test_default_init():
     assert model.positional_embedding.std() > 0.05 and model.class_embedding.std() > 0.05
     assert torch.equal(model.ln_pre.weight, torch.ones(D))
     assert not model.transformer.resblocks[0].attn.in_proj_bias.any()
+
+
+def test_init_cfg_types_resolve_in_our_scope_and_from_host_scopes(hf_clip):
+    """``type='PretrainedCLIP'`` in the mplug2 scope (the registry imports mplug2.checkpoints),
+    ``type='mplug2.PretrainedCLIP'`` from a host library's scope."""
+    from mmengine.registry import DefaultScope
+    from mmengine.registry import WEIGHT_INITIALIZERS as ROOT
+    _, directory = hf_clip
+    reference = load(directory)
+    for scope, name in (('mplug2', 'PretrainedCLIP'), ('mmaction', 'mplug2.PretrainedCLIP')):
+        with DefaultScope.overwrite_default_scope(scope):
+            model = DualVisionEncoder(arch=TINY, img_size=16,
+                                      init_cfg=dict(type=name, checkpoint=directory))
+            model.init_weights()
+        for key, value in reference.state_dict().items():
+            if 'lmhra' not in key:  # LT modules are not in CLIP checkpoints
+                assert torch.equal(model.state_dict()[key], value), (scope, key)
+    for name in ('PretrainedCLIP', 'PretrainedBERT', 'PretrainedMPLUG2'):
+        assert ROOT.get(f'mplug2.{name}') is not None

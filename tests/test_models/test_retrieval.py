@@ -5,25 +5,26 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mmengine.config import Config
-from mmengine.structures import BaseDataElement
 
 from mplug2.registry import MODELS
+from mplug2.structures import DataSample
 from tests.conftest import tiny_mplug2, write_vocab
+
+#: Settings of the ITC head (``itc_head``); the other overrides of ``build`` are the model's.
+ITC_KEYS = ('embed_dim', 'temperature', 'temperature_range', 'queue_size', 'use_momentum',
+            'momentum', 'alpha')
 
 
 def _samples(texts, video_idx):
-    samples = []
-    for text, index in zip(texts, video_idx):
-        sample = BaseDataElement()
-        sample.set_metainfo(dict(text=text, video_idx=index))
-        samples.append(sample)
-    return samples
+    return [DataSample(text=text, video_idx=index) for text, index in zip(texts, video_idx)]
 
 
 def build(vocab, **overrides):
     torch.manual_seed(0)
     overrides.setdefault('queue_size', 0)
-    return MODELS.build(tiny_mplug2('MPLUG2Retriever', vocab, text_decoder=None, **overrides))
+    itc_head = dict(type='ITCHead', **{key: overrides.pop(key) for key in ITC_KEYS if key in overrides})
+    return MODELS.build(tiny_mplug2('MPLUG2Retriever', vocab, text_decoder=None, itc_head=itc_head,
+                                    **overrides))
 
 
 @pytest.fixture(scope='module')
@@ -44,28 +45,29 @@ VIDEO_IDX = [0, 1, 0, 2]  # samples 0 and 2 show the same video
 @pytest.mark.parametrize('queue_size', [0, 8])
 def test_loss_shapes_positive_and_backward(vocab, videos, queue_size):
     model = build(vocab, queue_size=queue_size)
-    assert model.use_momentum == (queue_size > 0)
+    assert model.itc_head.use_momentum == (queue_size > 0)
     losses = model(videos, _samples(TEXTS, VIDEO_IDX), mode='loss')
     assert set(losses) == {'loss_itc', 'loss_itm'}
     for value in losses.values():
         assert value.ndim == 0 and torch.isfinite(value) and value > 0
     sum(losses.values()).backward()
-    for param in (model.vision_proj.weight, model.text_proj.weight, model.itm_head.weight,
-                  model.temp, model.vision_encoder.conv1.weight,
+    for param in (model.itc_head.vision_proj.weight, model.itc_head.text_proj.weight,
+                  model.itm_head.fc.weight, model.itc_head.temp, model.vision_encoder.conv1.weight,
                   model.fusion.layers[0].crossattention.self.query.weight):
         assert param.grad is not None and param.grad.abs().sum() > 0
     if queue_size:
-        assert all(not p.requires_grad and p.grad is None for p in model.text_encoder_m.parameters())
-        assert model.queue_ptr.item() == 4
-        assert model.idx_queue.tolist() == VIDEO_IDX + [-100] * 4
+        assert all(not p.requires_grad and p.grad is None
+                   for p in model.momentum_encoders['text_encoder'].parameters())
+        assert model.itc_head.queue_ptr.item() == 4
+        assert model.itc_head.idx_queue.tolist() == VIDEO_IDX + [-100] * 4
 
 
 def test_temperature_is_clamped(vocab, videos):
     model = build(vocab, temperature_range=(0.01, 0.5))
     with torch.no_grad():
-        model.temp.fill_(1e-4)
+        model.itc_head.temp.fill_(1e-4)
     model.loss(videos, _samples(TEXTS, VIDEO_IDX))
-    assert model.temp.item() == pytest.approx(0.01)
+    assert model.itc_head.temp.item() == pytest.approx(0.01)
 
 
 def _hand_infonce(sim, positives):
@@ -85,13 +87,13 @@ def test_itc_loss_equals_hand_computed_infonce(vocab):
     sim_v2t = [[6.0, 8.0], [8.0, -6.0]]
     sim_t2v = [[6.0, 8.0], [8.0, -6.0]]  # symmetric here
     expected = (_hand_infonce(sim_v2t, [[1, 0], [0, 1]]) + _hand_infonce(sim_t2v, [[1, 0], [0, 1]])) / 2
-    loss = model.itc_loss(visual, text, torch.tensor([0, 1]))
+    loss = model.itc_head.loss(visual, text, torch.tensor([0, 1]))
     assert loss.item() == pytest.approx(expected, rel=1e-6)
     # row 0: -log(e^6 / (e^6 + e^8)); row 1: -log(e^-6 / (e^8 + e^-6)); both directions alike
     assert expected == pytest.approx((math.log(1 + math.exp(2)) + 14 + math.log(1 + math.exp(-14))) / 2)
 
     # Two texts of the same video: both pairs are positives, the targets are 1/2, 1/2.
-    loss_same = model.itc_loss(visual, text, torch.tensor([3, 3]))
+    loss_same = model.itc_head.loss(visual, text, torch.tensor([3, 3]))
     expected_same = (_hand_infonce(sim_v2t, [[1, 1], [1, 1]]) + _hand_infonce(sim_t2v, [[1, 1], [1, 1]])) / 2
     assert loss_same.item() == pytest.approx(expected_same, rel=1e-6)
 
@@ -104,7 +106,7 @@ def test_itc_distillation_targets(vocab):
     visual_m = F.normalize(torch.tensor([[1.0, 0.0], [0.3, 1.0]]), dim=1)
     text_m = F.normalize(torch.tensor([[1.0, 0.5], [0.0, 1.0]]), dim=1)
     idx = torch.tensor([0, 1])
-    loss = model.itc_loss(visual, text, idx, visual_m, text_m)
+    loss = model.itc_head.loss(visual, text, idx, visual_m, text_m)
 
     gt = torch.eye(2)
     t_v2t = 0.4 * (visual_m @ text_m.t() / 0.5).softmax(1) + 0.6 * gt
@@ -114,18 +116,21 @@ def test_itc_distillation_targets(vocab):
     torch.testing.assert_close(loss, (l_v2t + l_t2v) / 2)
 
 
-def test_alpha_warmup_reads_the_runner_iteration(vocab):
-    from mmengine.logging import MessageHub
-    model = build(vocab, use_momentum=True, alpha=0.4, alpha_warmup_iters=10)
-    hub = MessageHub.get_current_instance()
-    previous = hub.get_info('iter', 0)
-    try:
-        hub.update_info('iter', 5)
-        assert model.current_alpha() == pytest.approx(0.2)
-        hub.update_info('iter', 50)
-        assert model.current_alpha() == pytest.approx(0.4)
-    finally:
-        hub.update_info('iter', previous)
+def test_alpha_warmup_comes_from_a_hook(vocab):
+    """The model never reads the runner: DistillAlphaWarmupHook sets the ramp on the head."""
+    from types import SimpleNamespace
+
+    from mplug2.engine.hooks import DistillAlphaWarmupHook
+    model = build(vocab, use_momentum=True, alpha=0.4)
+    hook = DistillAlphaWarmupHook(warmup_iters=10)
+    assert model.itc_head.current_alpha == pytest.approx(0.4)  # no hook: constant alpha
+    for iteration, expected in [(0, 0.0), (5, 0.2), (10, 0.4), (50, 0.4)]:
+        hook.before_train_iter(SimpleNamespace(model=model, iter=iteration), 0)
+        assert model.itc_head.current_alpha == pytest.approx(expected)
+    with pytest.raises(RuntimeError, match='DistillAlphaWarmupHook: the model has no ITCHead'):
+        hook.before_train(SimpleNamespace(model=torch.nn.Linear(1, 1)))
+    with pytest.raises(ValueError, match='warmup_iters must be positive, got 0'):
+        DistillAlphaWarmupHook(warmup_iters=0)
 
 
 # ---------------------------------------------------------------------------------- ITM
@@ -135,7 +140,7 @@ def test_hard_negatives_never_share_the_video(vocab):
     sim = torch.randn(8, 8, generator=torch.Generator().manual_seed(1)) * 5
     for seed in range(100):
         torch.manual_seed(seed)
-        neg_video, neg_text, has_negative = model.sample_hard_negatives(sim, video_idx)
+        neg_video, neg_text, has_negative = model.itm_head.sample_hard_negatives(sim, video_idx)
         assert has_negative.all()
         assert (video_idx[neg_video] != video_idx).all()
         assert (video_idx[neg_text] != video_idx).all()
@@ -149,7 +154,7 @@ def test_hard_negatives_follow_the_similarity(vocab):
     torch.manual_seed(0)
     counts = torch.zeros(3, 3)
     for _ in range(200):
-        neg_video, neg_text, _ = model.sample_hard_negatives(sim_v2t, video_idx)
+        neg_video, neg_text, _ = model.itm_head.sample_hard_negatives(sim_v2t, video_idx)
         counts[torch.arange(3), neg_text] += 1
     # video 0's hardest text is 1, video 1's is 2, video 2's is 0 (softmax odds e^10 : 1)
     assert counts[0, 1] >= 195 and counts[1, 2] >= 195 and counts[2, 0] >= 195
@@ -160,50 +165,84 @@ def test_itm_loss_without_any_negative_scores_positives_only(vocab, videos):
     model = build(vocab)
     model.eval()
     samples = _samples(TEXTS, [5, 5, 5, 5])
-    _, _, has_negative = model.sample_hard_negatives(torch.zeros(4, 4), torch.tensor([5] * 4))
+    _, _, has_negative = model.itm_head.sample_hard_negatives(torch.zeros(4, 4),
+                                                              torch.tensor([5] * 4))
     assert not has_negative.any()
     tokens = model.tokenize_texts(TEXTS)
     visual = model.extract_visual_features(videos)
     text = model.encode_text(tokens['input_ids'], tokens['attention_mask'])
-    loss = model.itm_loss(visual, text, tokens['attention_mask'], torch.zeros(4, 4),
-                          torch.tensor([5] * 4))
+    loss = model.itm_head.loss(model.fuse, visual, text, tokens['attention_mask'],
+                               torch.zeros(4, 4), torch.tensor([5] * 4))
     positives = model.itm_logits(visual, text, tokens['attention_mask'])
     torch.testing.assert_close(loss, F.cross_entropy(positives, torch.ones(4, dtype=torch.long)))
     assert torch.isfinite(model.loss(videos, samples)['loss_itm'])
 
 
 # ---------------------------------------------------------------------------------- momentum
+def _momentum_pairs(model):
+    """(online, momentum) parameter pairs of the encoders (model) and projections (ITC head)."""
+    encoders, projections = model.momentum_encoders, model.itc_head.momentum_projections
+    return (list(encoders.pairs({name: getattr(model, name) for name in encoders.names()}))
+            + list(projections.pairs({name: getattr(model.itc_head, name)
+                                      for name in projections.names()})))
+
+
 def test_momentum_update_formula_and_copy(vocab, videos):
     model = build(vocab, use_momentum=True, momentum=0.9)
     model.init_weights()
-    for (name, name_m) in model.momentum_pairs:
-        for p, p_m in zip(getattr(model, name).parameters(), getattr(model, name_m).parameters()):
-            assert torch.equal(p, p_m)
-    names = [name for name, _ in model.momentum_pairs]
-    assert names == ['vision_encoder', 'universal_layers', 'text_encoder', 'vision_proj', 'text_proj']
+    pairs = _momentum_pairs(model)
+    for p, p_m in pairs:
+        assert torch.equal(p, p_m)
+    assert model.momentum_encoders.names() == ('vision_encoder', 'universal_layers', 'text_encoder')
+    assert model.itc_head.momentum_projections.names() == ('vision_proj', 'text_proj')
+    assert len(pairs) == sum(1 for name, _ in model.named_parameters()
+                             if name.startswith(('vision_encoder.', 'universal_layers.',
+                                                 'text_encoder.', 'itc_head.vision_proj.',
+                                                 'itc_head.text_proj.')))
 
     with torch.no_grad():  # move the online weights away from the momentum ones
-        for name in names:
-            for p in getattr(model, name).parameters():
-                p.add_(torch.randn_like(p))
-    before = {n: p.clone() for n, p in model.named_parameters() if '_m.' in n}
+        for p, _ in pairs:
+            p.add_(torch.randn_like(p))
+    before = [p_m.clone() for _, p_m in pairs]
     model.momentum_update()
-    online = dict(model.named_parameters())
-    for key, value in before.items():
-        online_key = key.replace('_m.', '.', 1)
-        torch.testing.assert_close(online[key], 0.9 * value + 0.1 * online[online_key])
-    assert 'fusion_m' not in dict(model.named_children())  # ITM uses the online fusion only
+    for (p, p_m), value in zip(pairs, before):
+        torch.testing.assert_close(p_m, 0.9 * value + 0.1 * p)
+    assert 'fusion' not in model.momentum_encoders  # ITM uses the online fusion only
 
 
-def test_checkpoint_without_momentum_weights_fills_them(vocab):
+def test_checkpoint_without_momentum_weights_starts_them_from_the_online_weights(vocab, videos):
+    """A checkpoint without momentum state (e.g. a QA or pre-trained model): the momentum
+    copies are missing keys, and the first EMA step copies the loaded online weights."""
     source = build(vocab)  # no momentum encoders in its state dict
     torch.manual_seed(1)
-    target = MODELS.build(tiny_mplug2('MPLUG2Retriever', vocab, text_decoder=None, queue_size=4))
+    target = build(vocab, queue_size=4)
+    target.init_weights()
     missing, _ = target.load_state_dict(source.state_dict(), strict=False)
-    assert not [key for key in missing if '_m.' in key]
-    assert set(missing) == {'visual_queue', 'text_queue', 'idx_queue', 'queue_ptr'}
-    torch.testing.assert_close(target.text_encoder_m.embeddings.word_embeddings.weight,
-                               source.text_encoder.embeddings.word_embeddings.weight)
+    assert {key.split('.')[0] for key in missing} == {'momentum_encoders', 'itc_head'}
+    assert 'momentum_encoders.steps' in missing
+    assert {'itc_head.visual_queue', 'itc_head.text_queue', 'itc_head.idx_queue',
+            'itc_head.queue_ptr', 'itc_head.momentum_projections.steps'} <= set(missing)
+    assert target.momentum_encoders.steps.item() == 0  # restarted: no momentum state loaded
+    target.momentum_update()
+    torch.testing.assert_close(target.momentum_encoders['text_encoder'].embeddings.word_embeddings.weight,
+                               source.text_encoder.embeddings.word_embeddings.weight, rtol=0, atol=0)
+    for p, p_m in _momentum_pairs(target):
+        assert torch.equal(p, p_m)
+
+
+def test_momentum_state_saves_and_loads(vocab, videos):
+    """The momentum copies and their step counter are ordinary state: a saved and reloaded
+    model continues the EMA exactly."""
+    model = build(vocab, queue_size=4, momentum=0.5)
+    model.loss(videos, _samples(TEXTS, VIDEO_IDX))
+    state = model.state_dict()
+    assert state['momentum_encoders.steps'].item() == 1
+    assert any(key.startswith('momentum_encoders.copies.text_encoder.') for key in state)
+    torch.manual_seed(3)
+    clone = build(vocab, queue_size=4, momentum=0.5)
+    clone.load_state_dict(state)
+    for (_, p_m), (_, q_m) in zip(_momentum_pairs(model), _momentum_pairs(clone)):
+        assert torch.equal(p_m, q_m)
 
 
 # ---------------------------------------------------------------------------------- queue
@@ -212,20 +251,21 @@ def test_queue_enqueue_wraps_around(vocab):
 
     def enqueue(ids):
         feats = torch.tensor([[float(i), 1.0] for i in ids])
-        model.dequeue_and_enqueue(feats, -feats, torch.tensor(ids))
+        head.dequeue_and_enqueue(feats, -feats, torch.tensor(ids))
 
+    head = model.itc_head
     enqueue([10, 11, 12])
-    assert model.queue_ptr.item() == 3
-    assert model.idx_queue.tolist() == [10, 11, 12, -100, -100]
+    assert head.queue_ptr.item() == 3
+    assert head.idx_queue.tolist() == [10, 11, 12, -100, -100]
     enqueue([13, 14, 15])  # slots 3, 4, 0
-    assert model.queue_ptr.item() == 1
-    assert model.idx_queue.tolist() == [15, 11, 12, 13, 14]
-    assert model.visual_queue[:, 0].tolist() == [15, 11, 12, 13, 14]
-    assert model.text_queue[:, 0].tolist() == [-15, -11, -12, -13, -14]
+    assert head.queue_ptr.item() == 1
+    assert head.idx_queue.tolist() == [15, 11, 12, 13, 14]
+    assert head.visual_queue[:, 0].tolist() == [15, 11, 12, 13, 14]
+    assert head.text_queue[:, 0].tolist() == [-15, -11, -12, -13, -14]
     enqueue([20, 21, 22, 23, 24, 25, 26])  # more than the queue: the newest 5 survive
-    assert sorted(model.idx_queue.tolist()) == [22, 23, 24, 25, 26]
-    assert model.queue_ptr.item() == 1
-    assert model.idx_queue[1].item() == 22  # written in order from the pointer
+    assert sorted(head.idx_queue.tolist()) == [22, 23, 24, 25, 26]
+    assert head.queue_ptr.item() == 1
+    assert head.idx_queue[1].item() == 22  # written in order from the pointer
 
 
 def test_queue_needs_momentum(vocab):
@@ -329,5 +369,6 @@ def test_configs(size):
     cfg = Config.fromfile(f'configs/mplug2/mplug2-{size}_videoretrieval_model.py')
     model = cfg.model
     assert model.type == 'MPLUG2Retriever' and model.text_decoder is None
-    assert (model.embed_dim, model.queue_size, model.momentum, model.alpha, model.k_test) == \
+    itc = model.itc_head
+    assert (itc.embed_dim, itc.queue_size, itc.momentum, itc.alpha, model.k_test) == \
         (256, 65536, 0.995, 0.4, 128)

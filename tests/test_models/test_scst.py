@@ -3,10 +3,10 @@ import json
 
 import pytest
 import torch
-from mmengine.structures import BaseDataElement
 
 from mplug2.models.multimodal.cider import CiderD
 from mplug2.registry import MODELS
+from mplug2.structures import DataSample
 from tests.conftest import tiny_mplug2
 
 CANDIDATES = ['a red circle moves left', 'a dog plays with a ball', 'the blue square']
@@ -49,12 +49,8 @@ def _captioner(tiny_vocab, **scst):
 
 
 def _caption_samples():
-    samples = []
-    for refs in (['a red circle moving left'], ['a blue square moving up', 'blue square']):
-        sample = BaseDataElement()
-        sample.set_field(refs, 'gt_caption', field_type='metainfo')
-        samples.append(sample)
-    return samples
+    return [DataSample(gt_caption=refs) for refs in
+            (['a red circle moving left'], ['a blue square moving up', 'blue square'])]
 
 
 def test_scst_loss_matches_the_formula(tiny_vocab, monkeypatch):

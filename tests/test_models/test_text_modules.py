@@ -10,15 +10,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mplug2.checkpoints.bert import (BertCheckpoint, bert_arch_from_pretrained,
+                                     load_pretrained_bert)
 from mplug2.models.decoders.text_decoder import TextDecoder
 from mplug2.models.fusion.fusion_module import FusionModule
 from mplug2.models.necks.universal_layers import UniversalLayers
-from mplug2.models.text.bert import BertConfig
+from mplug2.models.text.bert import BertConfig, causal_padding_mask
 from mplug2.models.text.text_encoder import BertTextEncoder
-from mplug2.models.utils.bert_checkpoint import (BertCheckpoint, bert_arch_from_pretrained,
-                                                  init_text_decoder_from_bert,
-                                                  init_universal_layers_from_bert)
 from mplug2.registry import MODELS
+from mplug2.utils.checkpoint import UnsafeCheckpointError
 
 # A tiny BERT; initializer_range 0.2 (instead of 0.02) so that every sub-block
 # visibly changes the outputs.
@@ -37,6 +37,11 @@ def make_ids(lengths, max_length, vocab_size=200, seed=0):
                         generator=generator)
     ids[:, 0] = 101 if vocab_size > 101 else 1
     return ids.masked_fill(make_mask(lengths, max_length) == 0, 0)
+
+
+def bert_init(checkpoint, layer_start=0):
+    """``init_cfg`` loading a transformers BERT checkpoint (works in any default scope)."""
+    return dict(type='mplug2.PretrainedBERT', checkpoint=str(checkpoint), layer_start=layer_start)
 
 
 def generation_available():
@@ -133,17 +138,17 @@ def test_hf_parity_minilm():
     valid = mask.bool()
 
     # The whole 6-layer BERT as one text encoder (S = 0).
-    encoder = BertTextEncoder(arch, num_layers=6, pretrained=str(model_dir)).eval()
+    encoder = BertTextEncoder(arch, num_layers=6, init_cfg=bert_init(model_dir)).eval()
     encoder.init_weights()
     with torch.no_grad():
         out = encoder(ids, mask)
     torch.testing.assert_close(out[valid], expected[valid], atol=1e-5, rtol=0)
 
     # Text encoder = layers 0..3, universal layers = layers 4, 5 (S = 2).
-    encoder = BertTextEncoder(arch, num_layers=4, pretrained=str(model_dir)).eval()
+    encoder = BertTextEncoder(arch, num_layers=4, init_cfg=bert_init(model_dir)).eval()
     encoder.init_weights()
-    universal = UniversalLayers(arch, num_layers=2, pretrained=str(model_dir)).eval()
-    report = init_universal_layers_from_bert(universal, str(model_dir))
+    universal = UniversalLayers(arch, num_layers=2).eval()
+    report = load_pretrained_bert(universal, str(model_dir), layer_start=-2)
     assert report.missing == [] and report.unexpected == []
     assert 'latents' in report.random_init
     assert any('crossattention' in key for key in report.random_init)
@@ -167,9 +172,10 @@ def test_hf_checkpoint_round_trip(tmp_path, safe_serialization):
 
     arch = bert_arch_from_pretrained(str(tmp_path))
     assert arch['intermediate_size'] == 37 and arch['vocab_size'] == 120
-    encoder = BertTextEncoder(arch, num_layers=3, pretrained=str(tmp_path)).eval()
+    encoder = BertTextEncoder(arch, num_layers=3, init_cfg=bert_init(tmp_path)).eval()
     encoder.init_weights()
-    universal = UniversalLayers(arch, num_layers=1, num_queries=3, pretrained=str(tmp_path)).eval()
+    universal = UniversalLayers(arch, num_layers=1, num_queries=3,
+                                init_cfg=bert_init(tmp_path, layer_start=-1)).eval()
     universal.init_weights()
     lengths = [10, 6]
     ids, mask = make_ids(lengths, 10, vocab_size=120), make_mask(lengths, 10)
@@ -181,10 +187,10 @@ def test_hf_checkpoint_round_trip(tmp_path, safe_serialization):
 
     # Strictness: layers out of range, shape mismatch naming the key.
     with pytest.raises(ValueError, match='layers'):
-        BertTextEncoder(arch, num_layers=5, pretrained=str(tmp_path)).init_weights()
+        BertTextEncoder(arch, num_layers=5, init_cfg=bert_init(tmp_path)).init_weights()
     with pytest.raises(ValueError, match='intermediate.dense.weight'):
         BertTextEncoder(dict(arch, intermediate_size=40), num_layers=2,
-                        pretrained=str(tmp_path)).init_weights()
+                        init_cfg=bert_init(tmp_path)).init_weights()
 
 
 def test_legacy_prefixed_checkpoint_and_init_cfg(tmp_path):
@@ -205,7 +211,7 @@ def test_legacy_prefixed_checkpoint_and_init_cfg(tmp_path):
     config.to_json_file(tmp_path / 'config.json')
 
     encoder = BertTextEncoder(bert_arch_from_pretrained(str(tmp_path)), num_layers=2,
-                              pretrained=str(tmp_path)).eval()
+                              init_cfg=bert_init(tmp_path)).eval()
     encoder.init_weights()
     ids, mask = make_ids([8, 3], 8, vocab_size=120), make_mask([8, 3], 8)
     with torch.no_grad():
@@ -213,10 +219,10 @@ def test_legacy_prefixed_checkpoint_and_init_cfg(tmp_path):
         out = encoder(ids, mask)
     torch.testing.assert_close(out[mask.bool()], expected[mask.bool()], atol=1e-5, rtol=0)
 
-    # init_cfg=Pretrained reads a checkpoint saved in this module's own layout.
+    # init_cfg=PretrainedMPLUG2 reads a checkpoint saved in this module's own layout.
     torch.save(encoder.state_dict(), tmp_path / 'own.pth')
     restored = BertTextEncoder(bert_arch_from_pretrained(str(tmp_path)), num_layers=2,
-                               init_cfg=dict(type='Pretrained',
+                               init_cfg=dict(type='mplug2.PretrainedMPLUG2',
                                              checkpoint=str(tmp_path / 'own.pth')))
     restored.init_weights()
     for (name, a), b in zip(encoder.state_dict().items(), restored.state_dict().values()):
@@ -238,9 +244,9 @@ def test_hf_decoder_parity(tmp_path):
     reference.save_pretrained(tmp_path)
 
     arch = bert_arch_from_pretrained(str(tmp_path))
-    decoder = TextDecoder(arch, num_layers=2, pretrained=str(tmp_path)).eval()
+    decoder = TextDecoder(arch, num_layers=2, init_cfg=bert_init(tmp_path)).eval()
     decoder.init_weights()
-    report = init_text_decoder_from_bert(decoder, BertCheckpoint(str(tmp_path)))
+    report = load_pretrained_bert(decoder, BertCheckpoint(str(tmp_path)))
     assert report.missing == [] and report.random_init == [] and report.unexpected == []
 
     lengths = [9, 6]
@@ -525,8 +531,154 @@ def test_decoder_weight_tying_survives_state_dict_and_to():
     assert is_tied(copy.deepcopy(decoder))
 
 
-def test_decoder_loss_reductions():
+def test_decoder_tie_is_one_module_through_assign_half_and_swap_tensors():
+    """The LM head's projection is the word-embedding module itself: the tie survives
+    ``load_state_dict(assign=True)`` with new values, ``.half()`` and swapped tensors, and the
+    logits are ``F.linear(transform(h), word_embeddings.weight) + bias``."""
     decoder = make_decoder()
+    assert decoder.cls.predictions.decoder is decoder.embeddings.word_embeddings
+    names = [name for name, _ in decoder.named_parameters()]
+    assert 'embeddings.word_embeddings.weight' in names
+    assert 'cls.predictions.decoder.weight' not in names  # one Parameter, listed once
+    ids, memory = make_ids([6, 4], 6), torch.randn(2, 5, 24)
+
+    def head_by_hand(module, ids, memory):
+        """The module's logits, and the same computed with the word embeddings by hand."""
+        states = module.embeddings(ids)
+        self_mask = causal_padding_mask(None, ids.shape[1], 0, ids.device)
+        for layer in module.layers:
+            states, _ = layer(states, self_mask, memory, None)
+        predictions = module.cls.predictions
+        expected = F.linear(predictions.transform(states),
+                            module.embeddings.word_embeddings.weight) + predictions.bias
+        return module(ids, None, memory), expected
+
+    with torch.no_grad():
+        logits, expected = head_by_hand(decoder, ids, memory)
+    torch.testing.assert_close(logits, expected, rtol=0, atol=0)
+
+    # assign=True with new values: both keys name the one tensor, the logits follow it
+    state = copy.deepcopy(decoder.state_dict())
+    new_word = torch.randn_like(state['embeddings.word_embeddings.weight'])
+    state['embeddings.word_embeddings.weight'] = new_word
+    state['cls.predictions.decoder.weight'] = new_word
+    assigned = make_decoder()
+    assigned.load_state_dict(state, assign=True)
+    assert assigned.cls.predictions.decoder.weight is assigned.embeddings.word_embeddings.weight
+    assert torch.equal(assigned.embeddings.word_embeddings.weight, new_word)
+    with torch.no_grad():
+        logits, expected = head_by_hand(assigned, ids, memory)
+    torch.testing.assert_close(logits, expected, rtol=0, atol=0)
+
+    half = copy.deepcopy(decoder).half()
+    assert half.cls.predictions.decoder.weight is half.embeddings.word_embeddings.weight
+    assert half.cls.predictions.decoder.weight.dtype == torch.float16
+
+    swap = torch.__future__.get_swap_module_params_on_conversion()
+    torch.__future__.set_swap_module_params_on_conversion(True)
+    try:
+        swapped = copy.deepcopy(decoder).to(torch.float64)
+    finally:
+        torch.__future__.set_swap_module_params_on_conversion(swap)
+    assert swapped.cls.predictions.decoder.weight is swapped.embeddings.word_embeddings.weight
+    with torch.no_grad():
+        logits64 = swapped(ids, None, memory.double())
+        logits32 = decoder(ids, None, memory)
+    torch.testing.assert_close(logits64.float(), logits32, rtol=1e-5, atol=1e-5)
+
+
+# --------------------------------------------------------------------------- #
+# Registered init_cfg types
+# --------------------------------------------------------------------------- #
+def test_init_weights_applies_init_cfg_only():
+    """The random init runs once, in the constructor: ``init_weights`` without an init_cfg
+    changes nothing."""
+    torch.manual_seed(0)
+    modules = [BertTextEncoder(TINY, num_layers=1), UniversalLayers(TINY, num_layers=2, num_queries=3),
+               FusionModule(TINY, num_layers=1), TextDecoder(TINY, num_layers=1)]
+    for module in modules:
+        before = copy.deepcopy(module.state_dict())
+        module.init_weights()
+        for key, value in module.state_dict().items():
+            assert torch.equal(value, before[key]), (type(module).__name__, key)
+
+
+def test_pretrained_bert_follows_each_modules_mapping(tmp_path):
+    """Fusion takes BERT layers [layer_start, layer_start + F) (negative: from the end);
+    a module without a BERT mapping is refused."""
+    transformers = pytest.importorskip('transformers')
+    torch.manual_seed(0)
+    config = transformers.BertConfig(
+        vocab_size=120, hidden_size=32, num_hidden_layers=4, num_attention_heads=4,
+        intermediate_size=40, max_position_embeddings=40)
+    transformers.BertModel(config).save_pretrained(tmp_path)
+    checkpoint = BertCheckpoint(str(tmp_path))
+    arch = bert_arch_from_pretrained(checkpoint)
+    for layer_start in (2, -2):
+        fusion = FusionModule(arch, num_layers=2, init_cfg=bert_init(tmp_path, layer_start))
+        fusion.init_weights()
+        for i, bert_layer in enumerate((2, 3)):
+            assert torch.equal(fusion.layers[i].output.dense.weight,
+                               checkpoint.get(f'encoder.layer.{bert_layer}.output.dense.weight'))
+    report = load_pretrained_bert(fusion, checkpoint, layer_start=1)
+    assert all('crossattention' in key for key in report.random_init)
+    assert report.loaded and report.missing == []
+    with pytest.raises(TypeError, match='bert_weight_map'):
+        load_pretrained_bert(nn.Linear(2, 2), checkpoint)
+    with pytest.raises(ValueError, match=r'BERT layers \[3, 5\)'):
+        load_pretrained_bert(fusion, checkpoint, layer_start=-1)
+
+
+def test_pretrained_mplug2_prefix_and_strictness(tmp_path):
+    torch.manual_seed(0)
+    source = UniversalLayers(TINY, num_layers=2, num_queries=3)
+    whole = {f'universal_layers.{k}': v for k, v in source.state_dict().items()}
+    whole['text_encoder.embeddings.word_embeddings.weight'] = torch.ones(3, 3)
+    torch.save({'state_dict': whole, 'meta': {'epoch': 1}}, tmp_path / 'model.pth')
+
+    def init(module, **kwargs):
+        module.init_cfg = dict(type='mplug2.PretrainedMPLUG2', checkpoint=str(tmp_path / 'model.pth'),
+                               **kwargs)
+        module.init_weights()
+        return module
+
+    target = init(UniversalLayers(TINY, num_layers=2, num_queries=3), prefix='universal_layers.')
+    for key, value in source.state_dict().items():
+        assert torch.equal(target.state_dict()[key], value), key
+
+    # strict by default: the error names missing, unexpected and mismatched keys
+    with pytest.raises(RuntimeError, match=r"missing key\(s\): \['layers\.2\."):
+        init(UniversalLayers(TINY, num_layers=3, num_queries=3), prefix='universal_layers.')
+    with pytest.raises(RuntimeError, match='latents: checkpoint \\(3, 32\\), module \\(5, 32\\)'):
+        init(UniversalLayers(TINY, num_layers=2, num_queries=5), prefix='universal_layers.')
+    with pytest.raises(RuntimeError, match='unexpected.*text_encoder.embeddings.word_embeddings.weight'):
+        init(UniversalLayers(TINY, num_layers=2, num_queries=3))
+    with pytest.raises(KeyError, match='fusion.'):
+        init(UniversalLayers(TINY, num_layers=2, num_queries=3), prefix='fusion.')
+    # not strict: what fits is loaded
+    partial = init(UniversalLayers(TINY, num_layers=2, num_queries=5), prefix='universal_layers.',
+                   strict=False)
+    assert torch.equal(partial.layers[1].output.dense.weight, source.layers[1].output.dense.weight)
+    assert partial.latents.shape == (5, 32)
+
+    # weights-only, through mplug2.utils.checkpoint
+    torch.save({'state_dict': whole, 'extra': NotAllowed(a=1)}, tmp_path / 'unsafe.pth')
+    with pytest.raises(UnsafeCheckpointError, match='NotAllowed'):
+        module = UniversalLayers(TINY, num_layers=2, num_queries=3)
+        module.init_cfg = dict(type='mplug2.PretrainedMPLUG2', checkpoint=str(tmp_path / 'unsafe.pth'))
+        module.init_weights()
+
+
+class NotAllowed(dict):
+    """A type outside the checkpoint allowlist."""
+
+
+def test_language_model_loss_reductions():
+    """The decoder's language-model loss (``LanguageModelLoss``, the head every generative
+    task uses) against the token log-probabilities of the decoder."""
+    from mplug2.models.heads import LanguageModelLoss, lm_labels
+    decoder = make_decoder()
+    lm_loss = LanguageModelLoss()
     lengths = [7, 5]
     ids, mask = make_ids(lengths, 7), make_mask(lengths, 7)
     memory = torch.randn(2, 4, 24)
@@ -538,11 +690,13 @@ def test_decoder_loss_reductions():
         targets = labels[:, 1:]
         valid = targets != -100
         token_nll = -log_probs.gather(-1, targets.clamp(min=0)[..., None])[..., 0] * valid
-        mean = decoder.loss(ids, mask, memory, labels=labels)
-        per_sequence = decoder.loss(ids, mask, memory, labels=labels,
-                                    reduction='sum_per_sequence')
-        default_labels = decoder.loss(ids, mask, memory, reduction='sum_per_sequence')
-        smoothed = decoder.loss(ids, mask, memory, labels=labels, label_smoothing=0.1)
+        mean = lm_loss(decoder, ids, mask, memory, labels=labels)
+        per_sequence = lm_loss(decoder, ids, mask, memory, labels=labels,
+                               reduction='sum_per_sequence')
+        default_labels = lm_loss(decoder, ids, mask, memory, reduction='sum_per_sequence')
+        smoothed = LanguageModelLoss(label_smoothing=0.1)(decoder, ids, mask, memory, labels=labels)
+        assert torch.equal(lm_labels(ids, mask, 3), labels)  # the prompt masked by lm_labels
+        per_token = LanguageModelLoss(reduction='none')(decoder, ids, mask, memory, labels=labels)
     torch.testing.assert_close(mean, token_nll.sum() / valid.sum(), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(per_sequence, token_nll.sum(1), atol=1e-5, rtol=1e-5)
     assert per_sequence.shape == (2, )
@@ -554,6 +708,13 @@ def test_decoder_loss_reductions():
     expected_smoothed = F.cross_entropy(logits[:, :-1].reshape(-1, 200), targets.reshape(-1),
                                         ignore_index=-100, label_smoothing=0.1)
     torch.testing.assert_close(smoothed, expected_smoothed, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(per_token, token_nll, atol=1e-5, rtol=1e-5)
+    # a prefix per sequence: (B,) lengths
+    per_row = lm_labels(ids, mask, torch.tensor([2, 4]))
+    assert (per_row[0, :2] == -100).all() and per_row[0, 2] == ids[0, 2]
+    assert (per_row[1, :4] == -100).all() and per_row[1, 4] == ids[1, 4]
+    with pytest.raises(ValueError, match="reduction must be one of .* got 'sum'"):
+        LanguageModelLoss(reduction='sum')
 
 
 @pytest.mark.skipif(not generation_available(), reason='generation.py not present')
@@ -600,7 +761,8 @@ def run_all(modules, seed=0):
     visual, fused = fusion(visual, text, mask)
     memory = torch.cat([visual, fused], dim=1)
     memory_mask = torch.cat([torch.ones(2, 7, dtype=torch.long), mask], dim=1)
-    return decoder.loss(ids, mask, memory, memory_mask)
+    from mplug2.models.heads import LanguageModelLoss
+    return LanguageModelLoss()(decoder, ids, mask, memory, memory_mask)
 
 
 def build_stack(with_cp, arch=TINY):

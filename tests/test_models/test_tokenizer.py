@@ -4,7 +4,7 @@ import pickle
 import pytest
 import torch
 
-from mplug2.models.text.text_processing import pre_caption, pre_question
+from mplug2.datasets.transforms.text import pre_caption, pre_question
 from mplug2.models.text.tokenizer import MPLUG2Tokenizer
 from mplug2.registry import TOKENIZERS
 

@@ -45,16 +45,15 @@ def retrieval_setup(tmp_path_factory):
                            seed=2)
     vocab = write_vocab(root / 'vocab.txt')
     config = root / 'config.py'
-    bert_sized = {f'model.{m}.arch.vocab_size': len(TINY_VOCAB)
-                  for m in ('universal_layers', 'text_encoder', 'fusion')}
+    vocab_size = dict(arch=dict(vocab_size=len(TINY_VOCAB)))
     config.write_text(
         f"_base_ = [{DEMO!r}]\n"
-        f"model = dict(k_test=3, tokenizer=dict(vocab_file={vocab!r}, vocab_size={len(TINY_VOCAB)}))\n"
+        f"model = dict(k_test=3, tokenizer=dict(vocab_file={vocab!r}, vocab_size={len(TINY_VOCAB)}),\n"
+        f"             universal_layers={vocab_size!r}, text_encoder={vocab_size!r},\n"
+        f"             fusion={vocab_size!r})\n"
         f"test_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,\n"
         f"                       dataset=dict(data_root={str(root / 'data')!r}))\n")
     cfg = Config.fromfile(str(config))
-    cfg.merge_from_dict(bert_sized)
-    config.write_text(cfg.pretty_text)
     # A random tiny retriever: any fixed weights show whether the sharded ranking is exact.
     with DefaultScope.overwrite_default_scope('mplug2'):
         torch.manual_seed(0)

@@ -16,10 +16,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mplug2.models.utils.official_checkpoint import (DROP_RULES, OfficialCheckpointError,
-                                                      convert_official_state_dict,
-                                                      plan_official_conversion,
-                                                      read_official_checkpoint)
+from mplug2.checkpoints.official import (DROP_RULES, OfficialCheckpointError, build_target_layout,
+                                         convert_official_state_dict, plan_official_conversion,
+                                         read_official_checkpoint)
 from mplug2.registry import MODELS
 from mplug2.utils.checkpoint import UnsafeCheckpointError, load_checkpoint_file
 from tests.conftest import TINY_VOCAB, tiny_mplug2, write_vocab
@@ -323,6 +322,19 @@ def test_visual_projection_when_widths_differ(tiny_vocab):
     model = build_tiny('MPLUG2QA', tiny_vocab, vision_width=48)
     model.load_state_dict(converted, strict=True)
     assert torch.equal(model.visual_projection[0].weight, off.sd['visn_fc.weight'])
+
+
+@pytest.mark.parametrize('kind,task,vision_width', [('MPLUG2QA', 'qa', D), ('MPLUG2Captioner', 'caption', D),
+                                                    ('MPLUG2QA', 'qa', 48)])
+def test_default_target_layout_is_the_built_models(tiny_vocab, kind, task, vision_width):
+    """Without ``expected`` the targets are the state dict of our modules built on the meta device in
+    the sizes of the checkpoint: the same keys and shapes as the task model built from its config."""
+    off = build_official(vision_width=vision_width, momentum=False)
+    layout = build_target_layout(off.sd, task, num_fusion_layers=FUSION_USED)
+    assert all(t.is_meta for t in layout.state_dict().values())
+    model = build_tiny(kind, tiny_vocab, vision_width=vision_width)
+    assert {k: tuple(v.shape) for k, v in layout.state_dict().items()} == \
+        {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
 def test_module_prefix_is_stripped():

@@ -137,12 +137,13 @@ def count_parameters(model):
 
 
 def synthetic_inputs(args, words, device):
-    """Normalised videos/images and data samples with a 10-word question, 2-word answer and a
+    """Normalised videos/images and data samples with a 9-word question, 2-word answer and a
     12-word caption per item (fixed seed)."""
     import random
 
     import torch
-    from mmengine.structures import BaseDataElement
+
+    from mplug2.structures import DataSample
 
     gen = torch.Generator().manual_seed(args.seed)
     if args.frames > 0:
@@ -153,13 +154,12 @@ def synthetic_inputs(args, words, device):
     rng = random.Random(args.seed)
     samples = []
     for _ in range(args.batch_size):
-        sample = BaseDataElement()
-        sample.set_metainfo(dict(
-            question='what ' + ' '.join(rng.choice(words) for _ in range(8)) + ' ?',
+        # cleaned text, as the data pipeline (CleanQuestion / CleanCaption) gives it
+        samples.append(DataSample(
+            question='what ' + ' '.join(rng.choice(words) for _ in range(8)),
             gt_answer=' '.join(rng.choice(words) for _ in range(2)),
             gt_caption=' '.join(rng.choice(words) for _ in range(12)),
         ))
-        samples.append(sample)
     return inputs, samples
 
 

@@ -11,10 +11,13 @@ IN may be the fine-tuned format ``{'model': ..., 'optimizer', 'lr_scheduler', 'c
 'epoch'}``, DeepSpeed's ``{'module': ...}`` or a raw state dict; it is read weights-only.
 OUT is ``{'state_dict': converted, 'meta': {...}}``, loadable with ``load_from=OUT``.
 
-With ``--config`` the model is built from the config (the tokenizer vocabulary must exist:
-``--cfg-options model.tokenizer.vocab_file=PATH``), the layer counts and the task are taken
-from it, the converted weights are loaded with ``strict=True`` and every loaded tensor is
-compared with its source tensor.
+The conversion is :mod:`mplug2.checkpoints.official`. With ``--config`` the model is built
+from the config (the tokenizer vocabulary must exist: ``--cfg-options
+model.tokenizer.vocab_file=PATH``), the layer counts and the task are taken from it, its
+``state_dict()`` is the target layout, the converted weights are loaded with ``strict=True``
+and every loaded tensor is compared with its source tensor. Without it, the target layout is
+that of our modules built on the meta device in the sizes the checkpoint implies
+(:func:`mplug2.checkpoints.official.build_target_layout`).
 """
 import argparse
 import os
@@ -23,9 +26,8 @@ from typing import Dict, Optional, Sequence
 
 import torch
 
-from mplug2.models.utils.official_checkpoint import (DROP_RULES, OfficialCheckpointError,
-                                                      plan_official_conversion,
-                                                      read_official_checkpoint)
+from mplug2.checkpoints.official import (DROP_RULES, OfficialCheckpointError, plan_official_conversion,
+                                         read_official_checkpoint)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -71,7 +73,7 @@ def build_model_from_config(config: str, cfg_options: Optional[dict]):
 
 def config_overrides(model) -> Dict[str, object]:
     """Task and layer counts of a built MPLUG2 model."""
-    from mplug2.models.multimodal.mplug2 import MPLUG2Captioner, MPLUG2QA
+    from mplug2.models import MPLUG2Captioner, MPLUG2QA
     if isinstance(model, MPLUG2QA):
         task = 'qa'
     elif isinstance(model, MPLUG2Captioner):
@@ -136,7 +138,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
             hint = ('\nhint: the official caption model never runs its text encoder and fusion module; '
                     'build the captioner with model.text_encoder=None model.fusion=None')
         raise SystemExit(f'error: {error}{hint}') from None
-    converted = {target: state_dict[source] for target, source in plan.mapping.items()}
+    converted = plan.convert(state_dict)
 
     print(f'read {args.src} ({info["format"]} format, {len(state_dict)} keys, epoch {info["epoch"]})')
     print(f'task: {task}; layer counts: {plan.layer_counts}')

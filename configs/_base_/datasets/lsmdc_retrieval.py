@@ -1,80 +1,23 @@
 # LSMDC text-video retrieval (Rohrbach et al. 2017; the LSMDC 2016 challenge split): about
 # 101k training clips from movies, 1,000 test clips with one description each. Validation runs
 # on the test split (the 7,408-clip validation set is not in the default layout).
-# Frames and transforms as the official mPLUG-2 video tasks (16 frames at 224).
+# As msrvtt_retrieval_1ka.py (transforms, text cleaning, loaders, metric) but for the data
+# root, the video folder and the test file.
 #
 # Expected data layout (details: docs/datasets.md):
 #   data/lsmdc/
 #     videos/<movie>/<clip>.avi ...  (clip_name may contain the movie sub-folder)
 #     annotations/retrieval_train.jsonl  retrieval_test.jsonl
 # {"clip_name": "...", "caption": "..."} per line.
-dataset_type = 'VideoRetrievalDataset'
+_base_ = ['./msrvtt_retrieval_1ka.py']
+
 data_root = 'data/lsmdc/'
 video_prefix = dict(video='videos')
 
-# Official training transforms (random segment frames, RandomResizedCrop(224, scale 0.5-1),
-# horizontal flip, temporally consistent RandAugment N=2 M=5; drop it for the official
-# --no_randaug). CLIP mean/std are applied by MPLUG2DataPreprocessor.
-train_pipeline = [
-    dict(type='LoadVideoFrames', num_frames=16),
-    dict(type='mmaction.RandomResizedCrop', area_range=(0.5, 1.0),
-         aspect_ratio_range=(3 / 4, 4 / 3)),
-    dict(type='VideoResize', scale=224, interpolation='bicubic'),
-    dict(type='mmaction.Flip', flip_ratio=0.5),
-    dict(type='TemporalConsistentRandAugment', num_ops=2, magnitude=5),
-    dict(type='PackMultimodalInputs'),
-]
-# Official test transforms: the middle frame of each of 16 segments, torch nearest resize to
-# 224x224 (aspect ratio not kept).
-test_pipeline = [
-    dict(type='LoadVideoFrames', num_frames=16, test_mode=True),
-    dict(type='VideoResize', scale=224, interpolation='nearest'),
-    dict(type='PackMultimodalInputs'),
-]
-
-# Training: batch 4 per GPU (as the official video tasks). Test: one sample per video with all
-# its texts; the retrieval loops gather every rank's features, so the DefaultSampler order
-# (shuffle=False) is all they need.
-train_dataloader = dict(
-    batch_size=4,
-    num_workers=8,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    collate_fn=dict(type='pseudo_collate'),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        ann_file='annotations/retrieval_train.jsonl',
-        data_prefix=video_prefix,
-        pipeline=train_pipeline))
+train_dataloader = dict(dataset=dict(data_root=data_root, data_prefix=video_prefix))
 val_dataloader = dict(
-    batch_size=8,
-    num_workers=8,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='pseudo_collate'),
     dataset=dict(
-        type=dataset_type,
         data_root=data_root,
         ann_file='annotations/retrieval_test.jsonl',
-        data_prefix=video_prefix,
-        pipeline=test_pipeline,
-        test_mode=True))
-test_dataloader = dict(
-    batch_size=8,
-    num_workers=8,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='pseudo_collate'),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        ann_file='annotations/retrieval_test.jsonl',
-        data_prefix=video_prefix,
-        pipeline=test_pipeline,
-        test_mode=True))
-
-# Text-to-video and video-to-text R@1/5/10, MedR, MeanR and R_mean. The task config must run
-# MPLUG2RetrievalValLoop / MPLUG2RetrievalTestLoop (they produce the score matrices).
-val_evaluator = dict(type='RetrievalMetric', topk=(1, 5, 10))
-test_evaluator = val_evaluator
+        data_prefix=video_prefix))
+test_dataloader = val_dataloader

@@ -2,6 +2,7 @@
 # 497 val / 2,990 test videos, 20 captions each. Official mPLUG-2 protocol: 16 frames at 224,
 # prompt "a video of", beam 5, 4-20 tokens (set in the model config), COCO caption metrics.
 # Training: one sample per (video, caption); test: one sample per video with all references.
+# msvd_caption.py inherits this base.
 #
 # 1k-A alternative: retrieval papers' JSFusion 1k-A test videos (with all 20 references each)
 # are in caption_test1k.jsonl; set test_dataloader.dataset.ann_file to
@@ -14,37 +15,19 @@
 #     annotations/caption_train.jsonl  caption_val.jsonl  caption_test.jsonl  [caption_test1k.jsonl]
 # train: {"video_id": "video0", "caption": "..."}; test: {"video_id": ..., "golden_captions": [...]}
 # (tools/dataset_converters/convert_msrvtt.py writes all of them).
+_base_ = ['./common/video_16x224.py']
+
 dataset_type = 'VideoCaptionDataset'
 data_root = 'data/msrvtt/'
 video_prefix = dict(video='videos/all')
 
-# Official training transforms (random segment frames, RandomResizedCrop(224, scale 0.5-1),
-# horizontal flip, temporally consistent RandAugment N=2 M=5; drop it for the official
-# --no_randaug). CLIP mean/std are applied by MPLUG2DataPreprocessor.
-train_pipeline = [
-    dict(type='LoadVideoFrames', num_frames=16),
-    dict(type='mmaction.RandomResizedCrop', area_range=(0.5, 1.0),
-         aspect_ratio_range=(3 / 4, 4 / 3)),
-    dict(type='VideoResize', scale=224, interpolation='bicubic'),
-    dict(type='mmaction.Flip', flip_ratio=0.5),
-    dict(type='TemporalConsistentRandAugment', num_ops=2, magnitude=5),
-    dict(type='PackMultimodalInputs'),
-]
-# Official test transforms: the middle frame of each of 16 segments, torch nearest resize to
-# 224x224 (aspect ratio not kept).
-test_pipeline = [
-    dict(type='LoadVideoFrames', num_frames=16, test_mode=True),
-    dict(type='VideoResize', scale=224, interpolation='nearest'),
-    dict(type='PackMultimodalInputs'),
-]
+# Training: the official frames and transforms (common/video_16x224.py) after the official
+# caption cleaning (lower case, punctuation removed, the first 80 words). Test: the official test
+# transforms (common/video_16x224.py) without text cleaning: the references stay as written,
+# lower-cased by the dataset (the metric tokenises them with the PTB tokenizer).
+train_pipeline = [dict(type='CleanCaption', max_words=80), *_base_.train_pipeline]
 
-# Official: batch 4 per GPU for training and test.
 train_dataloader = dict(
-    batch_size=4,
-    num_workers=8,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    collate_fn=dict(type='pseudo_collate'),
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
@@ -52,31 +35,14 @@ train_dataloader = dict(
         data_prefix=video_prefix,
         pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=4,
-    num_workers=8,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='pseudo_collate'),
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
         ann_file='annotations/caption_val.jsonl',
-        data_prefix=video_prefix,
-        pipeline=test_pipeline,
-        test_mode=True))
+        data_prefix=video_prefix))
 test_dataloader = dict(
-    batch_size=4,
-    num_workers=8,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='pseudo_collate'),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        ann_file='annotations/caption_test.jsonl',
-        data_prefix=video_prefix,
-        pipeline=test_pipeline,
-        test_mode=True))
+    val_dataloader,
+    dataset=dict(val_dataloader['dataset'], ann_file='annotations/caption_test.jsonl'))
 
 # BLEU-1..4, METEOR, ROUGE-L, CIDEr with the PTB tokenizer (pycocoevalcap; METEOR and the
 # tokenizer need Java).

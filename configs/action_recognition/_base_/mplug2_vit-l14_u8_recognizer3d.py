@@ -1,6 +1,6 @@
 # mPLUG-2 ViT-L/14 video encoder (with its local temporal modules) in
-# mmaction2's Recognizer3D: shared model, pipelines and optimiser of the
-# Kinetics configs in this folder.
+# mmaction2's Recognizer3D: shared model, pipelines, loader settings and
+# optimiser of the Kinetics configs in this folder.
 #
 # Frames / resolution: 8 frames sampled uniformly (UniformSample, one segment
 # per frame) at 224x224, the setting the paper reports for the ViT-L/14 model
@@ -84,6 +84,19 @@ test_pipeline = [
     dict(type='FormatShape', input_format='NCTHW'),
     dict(type='PackActionInputs'),
 ]
+
+# Loader settings; the Kinetics configs set the datasets.
+train_dataloader = dict(
+    batch_size=8,  # x 32 GPUs = 256
+    num_workers=8,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True))
+val_dataloader = dict(
+    batch_size=8,
+    num_workers=8,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False))
+test_dataloader = val_dataloader
 
 val_evaluator = dict(type='AccMetric')
 test_evaluator = val_evaluator

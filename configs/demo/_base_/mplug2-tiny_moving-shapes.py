@@ -29,12 +29,19 @@ model = dict(
     tokenizer=dict(type='MPLUG2Tokenizer', vocab_file=vocab_file, vocab_size=30522),
 )
 
-# No flip or crop: a horizontal flip would swap "left" and "right".
+# No flip or crop: a horizontal flip would swap "left" and "right". The pipelines serve the QA,
+# caption and retrieval configs: text cleaning as the official code (absent fields are skipped),
+# questions cut at 30 words for training and 50 at test, training captions at 80 words; the
+# caption test references stay as written (the dataset lower-cases them) and the retrieval config
+# cleans its test texts in its own test pipeline.
 train_pipeline = [
+    dict(type='CleanQuestion', max_words=30),
+    dict(type='CleanCaption', max_words=80),
     dict(type='LoadVideoFrames', num_frames=num_frames),
     dict(type='PackMultimodalInputs'),
 ]
 test_pipeline = [
+    dict(type='CleanQuestion', max_words=50),
     dict(type='LoadVideoFrames', num_frames=num_frames, test_mode=True),
     dict(type='PackMultimodalInputs'),
 ]

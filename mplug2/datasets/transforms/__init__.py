@@ -10,9 +10,10 @@ from .formatting import PackMultimodalInputs, frames_to_tensor
 from .loading import (LoadVideoFrames, SampleVideoFrames, VideoDecode, VideoInit, open_video,
                       sample_frame_indices)
 from .processing import VideoResize
+from .text import CleanCaption, CleanQuestion, pre_caption, pre_question
 
 __all__ = [
     'sample_frame_indices', 'open_video', 'VideoInit', 'SampleVideoFrames', 'VideoDecode',
     'LoadVideoFrames', 'VideoResize', 'PackMultimodalInputs', 'frames_to_tensor',
-    'TemporalConsistentRandAugment'
+    'TemporalConsistentRandAugment', 'CleanQuestion', 'CleanCaption', 'pre_question', 'pre_caption'
 ]

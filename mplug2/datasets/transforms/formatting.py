@@ -12,7 +12,7 @@ __all__ = ['PackMultimodalInputs', 'frames_to_tensor']
 
 #: Annotation fields, stored as data fields of the DataSample.
 DEFAULT_DATA_KEYS = ('question', 'gt_answer', 'answer_weight', 'gt_caption', 'text', 'text_id',
-                     'question_type', 'answer_list')
+                     'question_type')
 #: Identifiers and geometry, stored as metainfo.
 DEFAULT_META_KEYS = ('video_id', 'sample_idx', 'question_id', 'video_idx', 'filename',
                      'frame_inds', 'total_frames', 'clip_len', 'img_shape', 'original_shape',

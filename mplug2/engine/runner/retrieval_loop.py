@@ -180,12 +180,10 @@ class _RetrievalLoopMixin:
         video_feats, text_feats, txt2vid = self.collate_features(ordered)
         mine = [(video, index) for video, (holder, index) in enumerate(holders) if holder == rank]
         video_ids = torch.tensor([video for video, _ in mine], dtype=torch.long)
-        for key in (local_tokens[0] if local_tokens else {}):
-            if mine:
+        if mine:
+            for key in local_tokens[mine[0][1]]:
                 video_feats[key] = stack_padded([local_tokens[index][key] for _, index in mine])
-        num_texts = len(txt2vid)
         model = self._model
-        device = next(model.parameters()).device
 
         def reduce(tensor: torch.Tensor) -> torch.Tensor:
             if world_size > 1:
@@ -193,10 +191,9 @@ class _RetrievalLoopMixin:
             return tensor
 
         with autocast(enabled=self.fp16):
-            scores = model.predict_all(video_feats, text_feats, video_ids=video_ids.to(device),
-                                       reduce=reduce)
+            scores = model.predict_all(video_feats, text_feats, video_ids=video_ids, reduce=reduce)
         sim_t2v, sim_v2t = scores['sim_t2v'].float(), scores['sim_v2t'].float()
-        t2v_rows = torch.arange(rank, num_texts, world_size)
+        t2v_rows = torch.arange(rank, len(txt2vid), world_size)
         result = dict(sim_t2v=sim_t2v[t2v_rows], text_ids=t2v_rows.tolist(), txt2vid=txt2vid)
         if rank == 0:
             result['sim_v2t'] = sim_v2t

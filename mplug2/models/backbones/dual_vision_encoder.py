@@ -269,11 +269,13 @@ class DualVisionEncoder(BaseModule):
         with_cp: Gradient checkpointing of every block.
         interpolate_mode: ``F.interpolate`` mode used to resize the position
             table (at run time and when loading CLIP weights).
-        init_cfg: ``dict(type='CLIP', checkpoint=PATH)`` makes
-            :meth:`init_weights` load CLIP weights (OpenAI ``.pt`` or Hugging
-            Face directory, see :func:`load_clip_weights`); any other mmengine
-            ``init_cfg`` (e.g. ``type='Pretrained'`` for checkpoints in our own
-            naming) is handled by :class:`~mmengine.model.BaseModule`.
+        init_cfg: MMEngine init config, applied by ``init_weights()`` over the
+            random initialisation of the constructor:
+            ``dict(type='PretrainedCLIP', checkpoint=PATH)`` loads CLIP weights
+            (OpenAI ``.pt`` or Hugging Face directory, see
+            :mod:`mplug2.checkpoints.clip`; ``'mplug2.PretrainedCLIP'`` from a
+            host-library config), ``dict(type='PretrainedMPLUG2',
+            checkpoint=PATH, prefix='vision_encoder.')`` a checkpoint of ours.
 
     Forward contract (:meth:`forward`):
 
@@ -360,20 +362,6 @@ class DualVisionEncoder(BaseModule):
                 nn.init.zeros_(linear.bias)
             for module in (block.ln_1, block.ln_2, block.lmhra1, block.lmhra2):
                 module.reset_parameters()
-
-    def init_weights(self) -> None:
-        """Load CLIP weights for ``init_cfg=dict(type='CLIP', checkpoint=...)``.
-
-        Other ``init_cfg`` values follow :class:`~mmengine.model.BaseModule`;
-        without one, the random initialisation of the constructor is kept.
-        """
-        if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'CLIP':
-            # Imported here: clip_checkpoint imports this module.
-            from .clip_checkpoint import load_clip_weights
-            load_clip_weights(self, self.init_cfg['checkpoint'])
-            self._is_init = True
-        else:
-            super().init_weights()
 
     def get_pos_embed(self, grid: Tuple[int, int]) -> Tensor:
         """Position table ``(1 + h*w, D)`` for a ``grid`` ``(h, w)`` of patches."""

@@ -23,10 +23,20 @@ about the decoder, its memory or its cache layout:
 
 The number of rows ``N`` never changes during a search.  Beam search works on
 ``N = B * num_beams`` rows laid out batch-major (row ``b * num_beams + k`` is
-beam ``k`` of item ``b``, i.e. ``input_ids.repeat_interleave(num_beams, 0)``);
-the caller must tile its memory (encoder states and masks, captured inside
-``step_fn``) the same way, once, before calling.  Everything row-dependent that
-changes during the search (the KV cache) must live in ``state``.
+beam ``k`` of item ``b``, i.e. ``input_ids.repeat_interleave(num_beams, 0)``).
+
+How the beams share the memory (encoder states and masks, captured inside
+``step_fn``) is the caller's choice; the searches never see it.  ``index`` only
+ever permutes rows *within* an item (row ``b * num_beams + k`` is always
+replaced by a row of the same item ``b``; frozen items keep theirs), so
+anything that is the same for all beams of an item stays valid without
+re-ordering.  A caller may therefore either tile the memory once
+(``repeat_interleave(num_beams, 0)``, one row per decoder row) or keep one
+memory row per item shared by its ``num_beams`` rows, as
+:meth:`mplug2.models.decoders.TextDecoder.generate` does (no tiling; its
+cross-attention cache then needs no re-ordering either).  Everything
+row-dependent that changes during the search (the self-attention KV cache)
+must live in ``state`` and be gathered by ``reorder_fn``.
 
 Official semantics (mPLUG-2 ``TextGenerator._fast_translate_batch``, itself a
 re-implementation of OpenNMT's fast beam search) reproduced by

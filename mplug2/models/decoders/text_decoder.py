@@ -9,37 +9,35 @@ answering (memory = [visual tokens; fused question]). Each layer is::
     H  = LN(H2 + FFN(H2))
 
 followed by ``cls.predictions`` (dense -> GELU -> LN -> vocabulary projection
-tied to ``embeddings.word_embeddings.weight`` + bias).
++ bias). The vocabulary projection ``cls.predictions.decoder`` *is* the
+``embeddings.word_embeddings`` module (see
+:class:`~mplug2.models.text.bert.BertLMPredictionHead`): the tie is made once,
+when the head is built, and nothing can break it.
 
 KV cache: a tuple with one entry per layer, ``(self_k, self_v, cross_k,
 cross_v)``, each (B, heads, length, head_dim). The self-attention entries grow
 by one position per step; the cross-attention entries hold the projected
 memory, computed once at the first step. Position ids continue from the cache
-length. :meth:`reorder_cache` gathers batch rows (beam search).
+length. :meth:`reorder_cache` gathers batch rows.
 
-Beam search does not tile the memory: the ``B * num_beams`` decoder rows share
-the ``B`` memory rows (row ``b * num_beams + k`` reads memory row ``b``; the
-cross-attention folds the beams into its query length), so the memory is
-projected once per item and the cross-attention cache holds ``B`` rows that
-beam re-ordering never has to gather (beams are only permuted within an item).
+Beam search shares the memory between the beams of an item instead of tiling
+it (the row layout and why shared rows never need re-ordering:
+:mod:`mplug2.models.decoders.generation`). Here the memory keeps its ``B``
+rows; the cross-attention folds the ``num_beams`` decoder rows of an item into
+its query length, so the memory is projected once per item and its cached
+keys/values are never gathered.
 """
 from typing import Optional, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from mplug2.models.text.bert import (BertConfig, BertEmbeddings, BertLayer, BertLMHead, BertStack,
-                                     causal_padding_mask, init_bert_weights, padding_mask,
-                                     run_layer)
-from mplug2.models.utils.bert_checkpoint import init_text_decoder_from_bert
+                                     BertWeightMap, causal_padding_mask, init_bert_weights,
+                                     padding_mask, run_layer)
 from mplug2.registry import MODELS
 
 Cache = Tuple[Tuple[torch.Tensor, ...], ...]
-
-
-def _tie_weights_after_load(module: 'TextDecoder', incompatible_keys) -> None:
-    module.tie_weights()
 
 
 @MODELS.register_module()
@@ -52,18 +50,19 @@ class TextDecoder(BertStack):
         encoder_width: width of the memory (cross-attention K/V input),
             default the hidden size.
         with_cp: activation checkpointing per layer (training, without cache).
-        pretrained: a transformers BERT directory; ``init_weights()`` then loads
-            the embeddings, BERT layers ``[pretrained_layer_start,
-            pretrained_layer_start + num_layers)`` (their cross-attention if the
-            checkpoint has it, else random) and ``cls.predictions`` if present.
-        pretrained_layer_start: first BERT layer to load, default 0.
-        init_cfg: MMEngine init config, applied after the random init.
+        init_cfg: MMEngine init config, applied by ``init_weights()`` over the
+            BERT random init of the constructor: ``dict(type='PretrainedBERT',
+            checkpoint=DIR, layer_start=0)`` loads the embeddings, BERT layers
+            ``[layer_start, layer_start + num_layers)`` (their cross-attention if
+            the checkpoint has it, else random) and ``cls.predictions`` if present
+            (:meth:`bert_weight_map`); ``dict(type='PretrainedMPLUG2',
+            checkpoint=PATH, prefix='text_decoder.')`` a checkpoint of ours.
 
     Parameters: ``embeddings.*``, ``layers.{i}.{attention,crossattention,
     intermediate,output}.*``, ``cls.predictions.{transform.dense,
-    transform.LayerNorm, decoder.weight (tied), bias}`` (official
-    ``text_decoder.bert.embeddings``, ``text_decoder.bert.encoder.layer.{i}``,
-    ``text_decoder.cls``).
+    transform.LayerNorm, decoder.weight (= embeddings.word_embeddings.weight),
+    bias}`` (official ``text_decoder.bert.embeddings``,
+    ``text_decoder.bert.encoder.layer.{i}``, ``text_decoder.cls``).
     """
 
     def __init__(self,
@@ -71,47 +70,35 @@ class TextDecoder(BertStack):
                  num_layers: int = 12,
                  encoder_width: Optional[int] = None,
                  with_cp: bool = False,
-                 pretrained: Optional[str] = None,
-                 pretrained_layer_start: int = 0,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         self.config = BertConfig.from_arch(arch)
         self.encoder_width = encoder_width or self.config.hidden_size
         self.with_cp = with_cp
-        self.pretrained = pretrained
-        self.pretrained_layer_start = pretrained_layer_start
 
         self.embeddings = BertEmbeddings(self.config)
         self.layers = nn.ModuleList([
             BertLayer(self.config, add_cross_attention=True, encoder_width=self.encoder_width)
             for _ in range(num_layers)
         ])
-        self.cls = BertLMHead(self.config)
-        self.tie_weights()
-        # Loading a state dict with ``assign=True`` would replace the shared
-        # Parameter: tie again after every load.
-        self.register_load_state_dict_post_hook(_tie_weights_after_load)
+        # The LM head's vocabulary projection is the word-embedding module itself (the tie).
+        self.cls = BertLMHead(self.config, self.embeddings.word_embeddings)
         init_bert_weights(self, self.config.initializer_range)
 
-    # ------------------------------------------------------------------ #
-    # weight tying and initialisation
-    # ------------------------------------------------------------------ #
-    def tie_weights(self) -> None:
-        """Share the vocabulary projection with the word embeddings."""
-        self.cls.predictions.decoder.weight = self.embeddings.word_embeddings.weight
-
-    def _apply(self, fn, *args, **kwargs):
-        # ``.to()`` / ``.half()`` may swap Parameters (swap_tensors); keep the tie.
-        super()._apply(fn, *args, **kwargs)
-        self.tie_weights()
-        return self
-
-    def load_pretrained_bert(self) -> None:
-        init_text_decoder_from_bert(self, self.pretrained, self.pretrained_layer_start)
-
-    def init_weights(self) -> None:
-        super().init_weights()
-        self.tie_weights()
+    def bert_weight_map(self, layer_start: int) -> BertWeightMap:
+        """Embeddings + BERT layers ``[layer_start, layer_start + num_layers)`` +
+        ``cls.predictions`` (transform and bias) when the checkpoint has it. The
+        projection is the word embeddings, so ``cls.predictions.decoder.weight``
+        is not read again, nor the checkpoint's tied copies
+        ``cls.predictions.decoder.{weight,bias}``."""
+        sources = [('embeddings.', 'embeddings.')] + self.bert_layer_sources(layer_start)
+        sources.append(('cls.predictions.', 'cls.predictions.'))
+        return BertWeightMap(
+            sources=sources,
+            layers=range(layer_start, layer_start + len(self.layers)),
+            skip_module_keys=('cls.predictions.decoder.weight', ),
+            alias_checkpoint_keys=('cls.predictions.decoder.weight',
+                                   'cls.predictions.decoder.bias'))
 
     # ------------------------------------------------------------------ #
     # forward
@@ -178,53 +165,6 @@ class TextDecoder(BertStack):
             for layer_cache in cache)
 
     # ------------------------------------------------------------------ #
-    # training loss
-    # ------------------------------------------------------------------ #
-    def loss(self,
-             input_ids: torch.Tensor,
-             attention_mask: Optional[torch.Tensor],
-             memory: torch.Tensor,
-             memory_mask: Optional[torch.Tensor] = None,
-             labels: Optional[torch.Tensor] = None,
-             reduction: str = 'mean',
-             label_smoothing: float = 0.0) -> torch.Tensor:
-        """Next-token cross-entropy (the decoder shifts the labels itself).
-
-        Args:
-            input_ids, attention_mask, memory, memory_mask: as in :meth:`forward`.
-            labels: (B, L) aligned with ``input_ids`` (position t+1 is predicted
-                from positions <= t); -100 is ignored. Default: ``input_ids``
-                with padding set to -100. Set prompt positions to -100 to
-                leave them out (captioning).
-            reduction: ``'mean'``: mean over all non-ignored tokens of the batch
-                (official captioning; 0 if none); ``'sum_per_sequence'``: (B,)
-                per-sequence sums (official QA, which then weights and averages
-                them); ``'none'``: (B, L - 1) per-token losses.
-            label_smoothing: passed to ``F.cross_entropy`` (0 in mPLUG-2).
-        """
-        if labels is None:
-            labels = input_ids
-            if attention_mask is not None:
-                labels = labels.masked_fill(attention_mask == 0, -100)
-        logits = self(input_ids, attention_mask, memory, memory_mask)
-        shifted_logits = logits[:, :-1].float()
-        shifted_labels = labels[:, 1:]
-        token_loss = F.cross_entropy(
-            shifted_logits.reshape(-1, shifted_logits.shape[-1]), shifted_labels.reshape(-1),
-            ignore_index=-100, reduction='none', label_smoothing=label_smoothing)
-        token_loss = token_loss.view(shifted_labels.shape)
-
-        if reduction == 'none':
-            return token_loss
-        if reduction == 'sum_per_sequence':
-            return token_loss.sum(dim=1)
-        if reduction == 'mean':
-            num_tokens = (shifted_labels != -100).sum().clamp(min=1)
-            return token_loss.sum() / num_tokens
-        raise ValueError(
-            f"reduction must be 'mean', 'sum_per_sequence' or 'none', got {reduction!r}")
-
-    # ------------------------------------------------------------------ #
     # generation
     # ------------------------------------------------------------------ #
     def build_step_fn(self, memory: torch.Tensor, memory_mask: Optional[torch.Tensor],
@@ -232,9 +172,8 @@ class TextDecoder(BertStack):
         """The ``(step_fn, reorder_fn)`` pair of :mod:`mplug2.models.decoders.generation`.
 
         ``memory`` has either one row per generated row, or one row per item
-        shared by the ``N / B`` consecutive rows of its beams (beam search
-        re-orders beams within an item only, so shared memory rows and their
-        cached cross-attention keys/values never need re-ordering).
+        shared by the ``N / B`` consecutive rows of its beams (why shared rows
+        need no re-ordering: :mod:`mplug2.models.decoders.generation`).
 
         With the cache, the state is ``dict(cache=..., memory_mask=...)``; the
         self-attention cache (and, for a memory that is not shared, the

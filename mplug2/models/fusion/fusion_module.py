@@ -27,9 +27,8 @@ from typing import Optional, Tuple, Union
 import torch
 from torch import nn
 
-from mplug2.models.text.bert import (BertConfig, BertLayer, BertStack, init_bert_weights, padding_mask,
-                                     run_layer)
-from mplug2.models.utils.bert_checkpoint import init_fusion_from_bert
+from mplug2.models.text.bert import (BertConfig, BertLayer, BertStack, BertWeightMap, init_bert_weights,
+                                     padding_mask, run_layer)
 from mplug2.registry import MODELS
 
 
@@ -46,12 +45,14 @@ class FusionModule(BertStack):
         connect_stride: stride of the connected-attention layers; None or 0
             disables them (the release).
         with_cp: activation checkpointing per layer (training only).
-        pretrained: a transformers BERT directory; ``init_weights()`` then loads
-            the SA/FFN (and cross-attention, if present) of BERT layers
-            ``[pretrained_layer_start, pretrained_layer_start + num_layers)``,
-            default the last ``num_layers`` layers.
-        pretrained_layer_start: first BERT layer to load.
-        init_cfg: MMEngine init config, applied after the random init.
+        init_cfg: MMEngine init config, applied by ``init_weights()`` over the
+            random init of the constructor: ``dict(type='PretrainedBERT',
+            checkpoint=DIR, layer_start=18)`` (or ``layer_start=-num_layers``:
+            the last layers, as the release) loads the SA/FFN (and
+            cross-attention, if present) of BERT layers ``[layer_start,
+            layer_start + num_layers)`` (:meth:`bert_weight_map`);
+            ``dict(type='PretrainedMPLUG2', checkpoint=PATH, prefix='fusion.')``
+            a checkpoint of ours.
 
     Parameters: ``layers.{j}.{attention,crossattention,intermediate,output}.*``
     (official ``fusion_encoder.encoder.layer.{start + j}.*``).
@@ -63,16 +64,12 @@ class FusionModule(BertStack):
                  encoder_width: Optional[int] = None,
                  connect_stride: Optional[int] = None,
                  with_cp: bool = False,
-                 pretrained: Optional[str] = None,
-                 pretrained_layer_start: Optional[int] = None,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         self.config = BertConfig.from_arch(arch)
         self.encoder_width = encoder_width or self.config.hidden_size
         self.connect_stride = connect_stride or None
         self.with_cp = with_cp
-        self.pretrained = pretrained
-        self.pretrained_layer_start = pretrained_layer_start
         if self.connect_stride is not None and self.encoder_width != self.config.hidden_size:
             raise ValueError('connected attention concatenates visual and text states: '
                              'encoder_width must equal hidden_size')
@@ -88,8 +85,16 @@ class FusionModule(BertStack):
         return (self.connect_stride is not None and index > 0
                 and index % self.connect_stride == 0)
 
-    def load_pretrained_bert(self) -> None:
-        init_fusion_from_bert(self, self.pretrained, self.pretrained_layer_start)
+    @property
+    def default_bert_layer_start(self) -> int:
+        """The last ``len(self.layers)`` BERT layers (official: 22-23 / 18-23 of bert-large)."""
+        return -len(self.layers)
+
+    def bert_weight_map(self, layer_start: int) -> BertWeightMap:
+        """BERT layers ``[layer_start, layer_start + num_layers)`` (cross-attention
+        only if the checkpoint has it)."""
+        return BertWeightMap(sources=self.bert_layer_sources(layer_start),
+                             layers=range(layer_start, layer_start + len(self.layers)))
 
     def forward(self,
                 visual_states: torch.Tensor,

@@ -35,9 +35,8 @@ from typing import Optional, Union
 import torch
 from torch import nn
 
-from mplug2.models.text.bert import (BertConfig, BertLayer, BertStack, init_bert_weights, padding_mask,
-                                     run_layer)
-from mplug2.models.utils.bert_checkpoint import init_universal_layers_from_bert
+from mplug2.models.text.bert import (BertConfig, BertLayer, BertStack, BertWeightMap, init_bert_weights,
+                                     padding_mask, run_layer)
 from mplug2.registry import MODELS
 
 
@@ -50,13 +49,14 @@ class UniversalLayers(BertStack):
         num_layers: S, the number of universal layers (2 in mPLUG-2).
         num_queries: k, the number of learnable latent queries (50 in mPLUG-2).
         with_cp: activation checkpointing per layer (training only).
-        pretrained: a transformers BERT directory; ``init_weights()`` then loads
-            BERT layers ``[pretrained_layer_start, pretrained_layer_start + S)``
-            into the SA/FFN weights (default start: the last S layers of the
-            checkpoint). Cross-attention and latents stay random unless the
-            checkpoint has them.
-        pretrained_layer_start: first BERT layer to load.
-        init_cfg: MMEngine init config, applied after the random init.
+        init_cfg: MMEngine init config, applied by ``init_weights()`` over the
+            random init of the constructor: ``dict(type='PretrainedBERT',
+            checkpoint=DIR, layer_start=N - S)`` (or ``layer_start=-S``: the last
+            S layers) loads BERT layers ``[layer_start, layer_start + S)`` into
+            the SA/FFN weights; cross-attention and latents stay random unless
+            the checkpoint has them (:meth:`bert_weight_map`).
+            ``dict(type='PretrainedMPLUG2', checkpoint=PATH,
+            prefix='universal_layers.')`` loads a checkpoint of ours.
 
     Parameters: ``layers.{i}.{attention,crossattention,intermediate,output}.*``
     (BERT names), ``latents`` (k, D), ``visual_norm.{weight,bias}`` (official
@@ -68,16 +68,12 @@ class UniversalLayers(BertStack):
                  num_layers: int = 2,
                  num_queries: int = 50,
                  with_cp: bool = False,
-                 pretrained: Optional[str] = None,
-                 pretrained_layer_start: Optional[int] = None,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         if num_layers < 1:
             raise ValueError('UniversalLayers needs at least one layer')
         self.config = BertConfig.from_arch(arch)
         self.with_cp = with_cp
-        self.pretrained = pretrained
-        self.pretrained_layer_start = pretrained_layer_start
         hidden_size = self.config.hidden_size
 
         # Cross-attention keys/values come from the same width: queries and
@@ -86,6 +82,7 @@ class UniversalLayers(BertStack):
             BertLayer(self.config, add_cross_attention=True, encoder_width=hidden_size)
             for _ in range(num_layers)
         ])
+        # N(0, 1), as the official ``torch.randn``; BERT's init leaves raw Parameters alone.
         self.latents = nn.Parameter(torch.randn(num_queries, hidden_size))
         self.visual_norm = nn.LayerNorm(hidden_size, eps=self.config.layer_norm_eps)
         self.visual_dropout = nn.Dropout(self.config.hidden_dropout_prob)
@@ -95,14 +92,19 @@ class UniversalLayers(BertStack):
     def num_queries(self) -> int:
         return self.latents.shape[0]
 
-    def reset_parameters(self) -> None:
-        """BERT random init; latents N(0, 1), as the official ``torch.randn``."""
-        super().reset_parameters()
-        with torch.no_grad():
-            self.latents.normal_(mean=0.0, std=1.0)
+    @property
+    def default_bert_layer_start(self) -> int:
+        """The last ``len(self.layers)`` BERT layers (official: 22-23 / 18-23 of bert-large)."""
+        return -len(self.layers)
 
-    def load_pretrained_bert(self) -> None:
-        init_universal_layers_from_bert(self, self.pretrained, self.pretrained_layer_start)
+    def bert_weight_map(self, layer_start: int) -> BertWeightMap:
+        """BERT layers ``[layer_start, layer_start + S)``; the latents from the first
+        of them when the checkpoint has them (an official mPLUG-2 text encoder
+        stores them in its first universal layer)."""
+        sources = self.bert_layer_sources(layer_start)
+        sources.append(('latents', f'encoder.layer.{layer_start}.latents'))
+        return BertWeightMap(sources=sources,
+                             layers=range(layer_start, layer_start + len(self.layers)))
 
     def forward_text(self, hidden_states: torch.Tensor,
                      attention_mask: Optional[torch.Tensor] = None) -> torch.Tensor:

@@ -4,12 +4,11 @@ from .bert import (BERT_ARCHS, BertAttention, BertConfig, BertEmbeddings, BertIn
                    BertPredictionHeadTransform, BertSelfAttention, BertSelfOutput,
                    init_bert_weights)
 from .text_encoder import BertTextEncoder
-from .text_processing import pre_caption, pre_question
 from .tokenizer import MPLUG2Tokenizer, TokenizerOutput
 
 __all__ = [
     'BERT_ARCHS', 'BertConfig', 'BertEmbeddings', 'BertSelfAttention', 'BertSelfOutput',
     'BertAttention', 'BertIntermediate', 'BertOutput', 'BertLayer',
     'BertPredictionHeadTransform', 'BertLMPredictionHead', 'BertLMHead', 'init_bert_weights',
-    'BertTextEncoder', 'MPLUG2Tokenizer', 'TokenizerOutput', 'pre_caption', 'pre_question',
+    'BertTextEncoder', 'MPLUG2Tokenizer', 'TokenizerOutput',
 ]

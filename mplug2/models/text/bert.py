@@ -13,7 +13,9 @@ like a Hugging Face modeling file:
     BertIntermediate      dense + exact (erf) GELU
     BertOutput            dense + dropout + residual LayerNorm
     BertLayer             self-attention, optional cross-attention, feed-forward
-    BertLMHead            cls.predictions: transform + decoder (tied) + bias
+    BertLMHead            cls.predictions: transform + decoder (the word embeddings) + bias
+    BertStack             base of the four modules: BERT random init, where their
+                          weights are in a BERT checkpoint (``bert_weight_map``)
 
 Parameter names inside a layer are the Hugging Face / official ones
 (``attention.self.query``, ``crossattention.output.LayerNorm``,
@@ -32,7 +34,7 @@ building the mask from booleans once (instead of summing several additive
 masks) avoids ``min + min = -inf``.
 """
 from dataclasses import asdict, dataclass, fields
-from typing import Optional, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -389,29 +391,41 @@ class BertPredictionHeadTransform(nn.Module):
 
 
 class BertLMPredictionHead(nn.Module):
-    """Transform, then the vocabulary projection ``decoder`` (weight tied to the
-    word embeddings by the owner of this head) plus a separate ``bias``.
+    """Transform, then the vocabulary projection ``decoder`` plus a separate ``bias``.
+
+    The projection is tied to the word embeddings by *sharing the module*:
+    ``decoder`` is the very ``nn.Embedding`` passed in (the owner's
+    ``embeddings.word_embeddings``), used as ``F.linear(h, decoder.weight)``.
+    One Parameter lives in one module, so the tie holds through
+    ``load_state_dict`` (also ``assign=True``), ``.to()``, ``.half()``,
+    ``deepcopy`` and swapped tensors, and the state dict keeps both keys
+    (``decoder.weight`` and the embedding's), as Hugging Face BERT's.
 
     Checkpoints may also hold ``decoder.bias``; in BERT it is the same tensor as
     ``bias`` (load it from ``cls.predictions.bias``).
     """
 
-    def __init__(self, config: BertConfig):
+    def __init__(self, config: BertConfig, word_embeddings: nn.Embedding):
         super().__init__()
+        if tuple(word_embeddings.weight.shape) != (config.vocab_size, config.hidden_size):
+            raise ValueError(
+                f'word embeddings of shape {tuple(word_embeddings.weight.shape)} cannot be the '
+                f'vocabulary projection of a ({config.vocab_size}, {config.hidden_size}) head')
         self.transform = BertPredictionHeadTransform(config)
-        self.decoder = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.decoder = word_embeddings
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.transform(hidden_states)) + self.bias
+        return F.linear(self.transform(hidden_states), self.decoder.weight) + self.bias
 
 
 class BertLMHead(nn.Module):
-    """The ``cls`` module of BERT LM models: holds ``predictions``."""
+    """The ``cls`` module of BERT LM models: holds ``predictions`` (whose vocabulary
+    projection is ``word_embeddings``, see :class:`BertLMPredictionHead`)."""
 
-    def __init__(self, config: BertConfig):
+    def __init__(self, config: BertConfig, word_embeddings: nn.Embedding):
         super().__init__()
-        self.predictions = BertLMPredictionHead(config)
+        self.predictions = BertLMPredictionHead(config, word_embeddings)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         return self.predictions(hidden_states)
@@ -425,10 +439,9 @@ def init_bert_weights(module: nn.Module, std: float = 0.02) -> None:
     """BERT random init: Linear/Embedding weights N(0, std), zero biases,
     LayerNorm weight 1 / bias 0, zero padding embedding row, zero LM bias.
 
-    Embeddings are initialised after the Linear layers so that a vocabulary
-    projection tied to the word embeddings ends with the embedding init (and
-    its zero padding row). Raw ``nn.Parameter``s (e.g. latent queries) are not
-    touched, as in BERT.
+    Raw ``nn.Parameter``s (e.g. latent queries) are not touched, as in BERT.
+    The LM head's vocabulary projection is the word-embedding module itself, so
+    it gets the embedding init (with its zero padding row), as a tied BERT does.
     """
     for m in module.modules():
         if isinstance(m, nn.Linear):
@@ -455,29 +468,55 @@ def run_layer(layer: nn.Module, with_cp: bool, *args):
     return layer(*args)
 
 
+@dataclass
+class BertWeightMap:
+    """Where the weights of a :class:`BertStack` are in a transformers BERT checkpoint.
+
+    Attributes:
+        sources: ``(module_prefix, checkpoint_prefix)`` pairs: the module key
+            ``module_prefix + rest`` is read from the checkpoint key
+            ``checkpoint_prefix + rest`` (checkpoint keys without ``bert.``). A
+            prefix without a trailing dot names one key.
+        layers: the BERT layers taken, ``range(first, stop)``.
+        skip_module_keys: module keys that are the same tensor as another
+            loaded key (tied weights).
+        alias_checkpoint_keys: checkpoint keys that duplicate another key (tied
+            weights): neither read nor reported.
+    """
+    sources: List[Tuple[str, str]]
+    layers: range
+    skip_module_keys: Tuple[str, ...] = ()
+    alias_checkpoint_keys: Tuple[str, ...] = ()
+
+
 class BertStack(BaseModule):
     """Base of the modules built from BERT layers: text encoder, universal layers, fusion, decoder.
 
-    ``init_weights`` runs, in order: BERT's random init (:meth:`reset_parameters`), ``init_cfg``
-    (e.g. a checkpoint in the module's own layout), then the BERT checkpoint named by
-    ``self.pretrained`` (:meth:`load_pretrained_bert`, which each subclass maps to its layers).
+    Subclasses hold their BERT layers in ``self.layers``, run BERT's random init
+    (:func:`init_bert_weights`) once, in their constructor, and say with
+    :meth:`bert_weight_map` which weights of a transformers BERT checkpoint they
+    take. ``init_weights`` is MMEngine's: it applies ``init_cfg``, e.g.
+    ``dict(type='PretrainedBERT', checkpoint=DIR, layer_start=0)`` (a BERT
+    checkpoint, through :meth:`bert_weight_map`) or ``dict(type='PretrainedMPLUG2',
+    checkpoint=PATH, prefix=...)`` (this module's own layout); see
+    :mod:`mplug2.checkpoints.initializers`.
     """
 
-    pretrained: Optional[str] = None
+    @property
+    def default_bert_layer_start(self) -> int:
+        """The first BERT layer this module takes when ``PretrainedBERT`` names none: 0
+        (the first layers); the universal layers and the fusion module take the last ones."""
+        return 0
 
-    def reset_parameters(self) -> None:
-        init_bert_weights(self, self.config.initializer_range)
+    def bert_layer_sources(self, layer_start: int) -> List[Tuple[str, str]]:
+        """``layers.{i}.`` <- BERT ``encoder.layer.{layer_start + i}.``."""
+        return [(f'layers.{i}.', f'encoder.layer.{layer_start + i}.')
+                for i in range(len(self.layers))]
 
-    def load_pretrained_bert(self) -> None:
+    def bert_weight_map(self, layer_start: int) -> BertWeightMap:
+        """This module's weights in a BERT checkpoint, its layers taken from BERT
+        layers ``[layer_start, layer_start + len(self.layers))``."""
         raise NotImplementedError
-
-    def init_weights(self) -> None:
-        self.reset_parameters()
-        if self.init_cfg is not None:
-            super().init_weights()
-        self._is_init = True
-        if self.pretrained is not None:
-            self.load_pretrained_bert()
 
 
 __all__ = [
@@ -485,5 +524,5 @@ __all__ = [
     'BertAttention', 'BertIntermediate', 'BertOutput', 'BertLayer',
     'BertPredictionHeadTransform', 'BertLMPredictionHead', 'BertLMHead',
     'padding_mask', 'causal_padding_mask', 'additive_mask', 'init_bert_weights', 'run_layer',
-    'BertStack',
+    'BertStack', 'BertWeightMap',
 ]

@@ -15,9 +15,8 @@ from typing import Optional, Union
 import torch
 from torch import nn
 
-from mplug2.models.text.bert import (BertConfig, BertEmbeddings, BertLayer, BertStack, init_bert_weights,
-                                     padding_mask, run_layer)
-from mplug2.models.utils.bert_checkpoint import init_text_encoder_from_bert
+from mplug2.models.text.bert import (BertConfig, BertEmbeddings, BertLayer, BertStack, BertWeightMap,
+                                     init_bert_weights, padding_mask, run_layer)
 from mplug2.registry import MODELS
 
 
@@ -30,27 +29,22 @@ class BertTextEncoder(BertStack):
             (e.g. ``dict(arch='large', hidden_dropout_prob=0.0)``).
         num_layers: number of BERT layers in this module (N - S).
         with_cp: activation checkpointing per layer (training only).
-        pretrained: a transformers BERT directory. ``init_weights()`` then loads
-            the embeddings and BERT layers ``[pretrained_layer_start,
-            pretrained_layer_start + num_layers)``.
-        pretrained_layer_start: first BERT layer to load, default 0.
-        init_cfg: MMEngine init config (e.g. ``dict(type='Pretrained',
-            checkpoint=..., prefix=...)`` for a checkpoint in this module's own
-            layout); applied after the BERT random init.
+        init_cfg: MMEngine init config, applied by ``init_weights()`` over the
+            BERT random init of the constructor: ``dict(type='PretrainedBERT',
+            checkpoint=DIR, layer_start=0)`` loads the embeddings and BERT layers
+            ``[layer_start, layer_start + num_layers)`` of a transformers BERT
+            (:meth:`bert_weight_map`); ``dict(type='PretrainedMPLUG2',
+            checkpoint=PATH, prefix='text_encoder.')`` a checkpoint of ours.
     """
 
     def __init__(self,
                  arch: Union[str, dict, BertConfig] = 'large',
                  num_layers: int = 22,
                  with_cp: bool = False,
-                 pretrained: Optional[str] = None,
-                 pretrained_layer_start: int = 0,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         self.config = BertConfig.from_arch(arch)
         self.with_cp = with_cp
-        self.pretrained = pretrained
-        self.pretrained_layer_start = pretrained_layer_start
 
         self.embeddings = BertEmbeddings(self.config)
         self.layers = nn.ModuleList([BertLayer(self.config) for _ in range(num_layers)])
@@ -60,8 +54,11 @@ class BertTextEncoder(BertStack):
     def hidden_size(self) -> int:
         return self.config.hidden_size
 
-    def load_pretrained_bert(self) -> None:
-        init_text_encoder_from_bert(self, self.pretrained, self.pretrained_layer_start)
+    def bert_weight_map(self, layer_start: int) -> BertWeightMap:
+        """Embeddings + BERT layers ``[layer_start, layer_start + num_layers)``."""
+        return BertWeightMap(
+            sources=[('embeddings.', 'embeddings.')] + self.bert_layer_sources(layer_start),
+            layers=range(layer_start, layer_start + len(self.layers)))
 
     def forward(self,
                 input_ids: torch.Tensor,

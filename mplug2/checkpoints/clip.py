@@ -1,4 +1,4 @@
-"""Initialise the dual-vision encoder from CLIP weights (mPLUG-2 Sec. 3.2).
+"""CLIP weights for the dual-vision encoder (mPLUG-2 Sec. 3.2).
 
 mPLUG-2 starts its dual-vision encoder from a CLIP ViT. Two formats are read:
 
@@ -15,18 +15,29 @@ frame). The position table is copied (the official code leaves it at zero, a
 bug not reproduced here) and resized when the resolutions differ. The LT
 modules have no CLIP counterpart and keep their identity initialisation; every
 other encoder parameter must be filled.
+
+The functions take state dicts and the encoder's patch grid; only
+:func:`load_clip_weights` touches a module (a
+:class:`~mplug2.models.backbones.DualVisionEncoder` or one of its host-library
+adapters). ``init_cfg=dict(type='PretrainedCLIP', checkpoint=PATH)``
+(:class:`~mplug2.checkpoints.initializers.PretrainedCLIP`) calls it.
 """
 import json
 import math
 import os
 import re
 import zipfile
-from typing import Dict
+from typing import Dict, Mapping, Tuple
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from .dual_vision_encoder import DualVisionEncoder, resize_pos_embed
+from mplug2.models.backbones.dual_vision_encoder import resize_pos_embed
+
+__all__ = [
+    'convert_openai_clip', 'convert_hf_clip', 'load_clip_state_dict', 'fit_clip_state_dict',
+    'load_clip_weights'
+]
 
 # Vision keys of an OpenAI CLIP checkpoint without the ``visual.`` prefix; they
 # already carry our names. ``visual.proj`` (the output projection) is ignored.
@@ -71,7 +82,7 @@ def _inflate_patch_kernel(weight: Tensor) -> Tensor:
 
 
 def convert_openai_clip(state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
-    """Map an OpenAI CLIP state dict to :class:`DualVisionEncoder` keys.
+    """Map an OpenAI CLIP state dict to the dual-vision encoder's keys.
 
     Raises:
         KeyError: for a key that is neither a known vision key nor part of the
@@ -168,7 +179,7 @@ def _read_hf(directory: str) -> Dict[str, Tensor]:
 
 
 def load_clip_state_dict(path: str) -> Dict[str, Tensor]:
-    """Read CLIP vision weights in :class:`DualVisionEncoder` naming.
+    """Read CLIP vision weights in the dual-vision encoder's naming.
 
     ``path`` is a Hugging Face directory or an OpenAI ``.pt`` file (TorchScript
     archive or ``torch.save`` state dict). The position table keeps the
@@ -179,41 +190,65 @@ def load_clip_state_dict(path: str) -> Dict[str, Tensor]:
     return convert_openai_clip(_read_openai(path))
 
 
-def load_clip_weights(encoder: DualVisionEncoder, path: str) -> None:
-    """Fill ``encoder`` with the CLIP vision weights stored at ``path``.
+def fit_clip_state_dict(state_dict: Dict[str, Tensor],
+                        target: Mapping[str, Tensor],
+                        grid_size: Tuple[int, int],
+                        interpolate_mode: str = 'bicubic',
+                        source: str = 'CLIP checkpoint') -> Dict[str, Tensor]:
+    """Check CLIP weights in encoder naming against the encoder and fit its position table.
 
-    The position table is resized to ``encoder.grid_size`` with
-    ``encoder.interpolate_mode`` when needed; the LT modules are left
-    untouched.
+    Args:
+        state_dict: the output of :func:`load_clip_state_dict` (not modified).
+        target: the encoder's ``state_dict()`` (keys and shapes).
+        grid_size: the encoder's patch grid ``(h, w)``; the position table is
+            resized to it with ``interpolate_mode`` when needed.
+        source: names the checkpoint in error messages.
+
+    Returns:
+        A new dict, loadable with ``encoder.load_state_dict(..., strict=False)``
+        (only the LT modules are left out).
 
     Raises:
         KeyError: for checkpoint keys the encoder lacks, or encoder parameters
             (other than LT modules) the checkpoint lacks; both are named.
         ValueError: for shape mismatches (e.g. another width or patch size).
     """
-    state_dict = load_clip_state_dict(path)
-    target = encoder.state_dict()
-
+    state_dict = dict(state_dict)
     unexpected = sorted(set(state_dict) - set(target))
     if unexpected:
-        raise KeyError(f'{path}: CLIP keys with no encoder counterpart '
+        raise KeyError(f'{source}: CLIP keys with no encoder counterpart '
                        f'(encoder naming): {unexpected}')
     missing = sorted(key for key in set(target) - set(state_dict)
                      if '.lmhra' not in key)
     if missing:
-        raise KeyError(f'{path}: encoder parameters missing from the CLIP '
+        raise KeyError(f'{source}: encoder parameters missing from the CLIP '
                        f'checkpoint: {missing}')
 
     pos_embed = state_dict['positional_embedding']
     side = math.isqrt(pos_embed.shape[0] - 1)
     if side * side != pos_embed.shape[0] - 1:
-        raise ValueError(f'{path}: position table of {pos_embed.shape[0]} rows '
+        raise ValueError(f'{source}: position table of {pos_embed.shape[0]} rows '
                          'is not CLS + a square patch grid')
     state_dict['positional_embedding'] = resize_pos_embed(
-        pos_embed, (side, side), encoder.grid_size, encoder.interpolate_mode)
+        pos_embed, (side, side), grid_size, interpolate_mode)
 
     for key, value in state_dict.items():
         if value.shape != target[key].shape:
-            raise ValueError(f'{path}: {key} has shape {tuple(value.shape)}, '
+            raise ValueError(f'{source}: {key} has shape {tuple(value.shape)}, '
                              f'the encoder expects {tuple(target[key].shape)}')
+    return state_dict
+
+
+def load_clip_weights(encoder: nn.Module, path: str) -> None:
+    """Fill a dual-vision encoder with the CLIP vision weights stored at ``path``.
+
+    The position table is resized to ``encoder.grid_size`` with
+    ``encoder.interpolate_mode`` when needed; the LT modules are left
+    untouched. Errors as :func:`fit_clip_state_dict`.
+    """
+    if not (hasattr(encoder, 'grid_size') and hasattr(encoder, 'interpolate_mode')):
+        raise TypeError(f'CLIP weights go into a DualVisionEncoder (or an adapter of it), '
+                        f'not a {type(encoder).__name__}')
+    state_dict = fit_clip_state_dict(load_clip_state_dict(path), encoder.state_dict(),
+                                     encoder.grid_size, encoder.interpolate_mode, source=path)
     encoder.load_state_dict(state_dict, strict=False)

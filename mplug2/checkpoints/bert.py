@@ -1,20 +1,28 @@
 """Initialising mPLUG-2's BERT modules from a transformers BERT checkpoint.
 
 mPLUG-2 initialises its whole text side from one pre-trained BERT
-(``bert-large-uncased`` in the release) before multi-modal pre-training:
+(``bert-large-uncased`` in the release) before multi-modal pre-training. Each
+module says which weights it takes (its ``bert_weight_map(layer_start)``, see
+:class:`~mplug2.models.text.bert.BertStack`); :func:`load_pretrained_bert`
+(and ``init_cfg=dict(type='PretrainedBERT', checkpoint=DIR, layer_start=...)``)
+applies it:
 
 ==========================  ===============================================
 module                      taken from the BERT checkpoint
 ==========================  ===============================================
-``BertTextEncoder``         embeddings + layers ``[0, N - S)``
-``UniversalLayers``         layers ``[N - S, N)`` (SA + FFN); their
+``BertTextEncoder``         embeddings + layers ``[start, start + N - S)``
+``UniversalLayers``         layers ``[start, start + S)`` (SA + FFN); their
                             cross-attention and latent queries stay random
-``FusionModule``            the last ``num_layers`` layers (official: layers
-                            18..23 of bert-large); cross-attention random
-``TextDecoder``             embeddings + layers ``[0, M)`` + the
+                            unless the checkpoint has them (official: 22, 23)
+``FusionModule``            layers ``[start, start + F)``; cross-attention
+                            random unless present (official: 18..23)
+``TextDecoder``             embeddings + layers ``[start, start + M)`` + the
                             ``cls.predictions`` head when the checkpoint has
                             one (BertForPreTraining / BertLMHeadModel)
 ==========================  ===============================================
+
+``start`` is ``layer_start``; a negative value counts from the end of the
+checkpoint (``-2``: its last two layers).
 
 A checkpoint is a transformers directory: ``config.json`` plus
 ``model.safetensors`` (or a sharded ``model.safetensors.index.json``) or
@@ -45,6 +53,11 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from mmengine.logging import print_log
 from torch import nn
+
+__all__ = [
+    'BertCheckpoint', 'BertLoadReport', 'bert_arch_from_pretrained', 'load_bert_weights',
+    'load_pretrained_bert',
+]
 
 CONFIG_NAME = 'config.json'
 SAFETENSORS_NAME = 'model.safetensors'
@@ -278,87 +291,55 @@ def _log_report(module: nn.Module, checkpoint: BertCheckpoint, report: BertLoadR
     print_log('\n'.join(lines), logger='current')
 
 
-def _layer_sources(checkpoint: BertCheckpoint, num_layers: int, layer_start: int,
-                   module_name: str) -> List[Tuple[str, str]]:
-    available = checkpoint.num_hidden_layers
-    if layer_start < 0 or layer_start + num_layers > available:
-        raise ValueError(
-            f'{module_name} needs BERT layers [{layer_start}, {layer_start + num_layers}) but '
-            f'{checkpoint.path} has {available} layers')
-    return [(f'layers.{i}.', f'encoder.layer.{layer_start + i}.') for i in range(num_layers)]
+def _describe(sources: Sequence[Tuple[str, str]], layers: range) -> str:
+    parts = ['embeddings'] if ('embeddings.', 'embeddings.') in sources else []
+    parts.append(f'layers {layers.start}..{layers.stop - 1}')
+    if ('cls.predictions.', 'cls.predictions.') in sources:
+        parts.append('LM head')
+    return ' + '.join(parts)
 
 
-def init_text_encoder_from_bert(encoder: nn.Module, pretrained, layer_start: int = 0,
-                                strict: bool = True) -> BertLoadReport:
-    """``BertTextEncoder`` <- embeddings + BERT layers ``[layer_start, layer_start + N)``."""
-    checkpoint = _as_checkpoint(pretrained)
-    num_layers = len(encoder.layers)
-    sources = [('embeddings.', 'embeddings.')]
-    sources += _layer_sources(checkpoint, num_layers, layer_start, 'BertTextEncoder')
-    report = load_bert_weights(encoder, checkpoint, sources, strict=strict)
-    _log_report(encoder, checkpoint, report,
-                f'embeddings + layers {layer_start}..{layer_start + num_layers - 1}')
-    return report
+def load_pretrained_bert(module: nn.Module, pretrained, layer_start: Optional[int] = None,
+                         strict: bool = True) -> BertLoadReport:
+    """Fill one of the BERT-layer modules from a transformers BERT checkpoint.
 
+    Args:
+        module: a ``BertTextEncoder``, ``UniversalLayers``, ``FusionModule`` or
+            ``TextDecoder`` (anything with ``bert_weight_map(layer_start)``).
+        pretrained: the checkpoint directory (or weights file), or an opened
+            :class:`BertCheckpoint`.
+        layer_start: the BERT layer that becomes the module's first layer;
+            negative values count from the end of the checkpoint. None: the module's
+            ``default_bert_layer_start`` (the text encoder and the decoder take the first
+            layers, the universal layers and the fusion module the last ones).
+        strict: raise if a non-optional weight is absent from the checkpoint.
 
-def init_universal_layers_from_bert(universal: nn.Module, pretrained,
-                                    layer_start: Optional[int] = None,
-                                    strict: bool = True) -> BertLoadReport:
-    """``UniversalLayers`` <- the last S BERT layers (or ``[layer_start, layer_start + S)``).
-
-    Cross-attention and latent queries are taken from the checkpoint only if
-    it has them (an official mPLUG-2 text encoder stores the latents in its
-    first universal layer); a plain BERT leaves them random.
+    Raises:
+        ValueError: the module needs layers the checkpoint does not have, or a
+            tensor has another shape (the error names both keys).
+        KeyError: with ``strict``, weights missing from the checkpoint.
     """
+    if not callable(getattr(module, 'bert_weight_map', None)):
+        raise TypeError(
+            f'{type(module).__name__} does not say where its weights are in a BERT checkpoint '
+            '(no bert_weight_map); BERT weights go into BertTextEncoder, UniversalLayers, '
+            'FusionModule or TextDecoder')
     checkpoint = _as_checkpoint(pretrained)
-    num_layers = len(universal.layers)
+    available = checkpoint.num_hidden_layers
     if layer_start is None:
-        layer_start = checkpoint.num_hidden_layers - num_layers
-    sources = _layer_sources(checkpoint, num_layers, layer_start, 'UniversalLayers')
-    sources.append(('latents', f'encoder.layer.{layer_start}.latents'))
-    report = load_bert_weights(universal, checkpoint, sources, strict=strict)
-    _log_report(universal, checkpoint, report,
-                f'layers {layer_start}..{layer_start + num_layers - 1}')
+        layer_start = module.default_bert_layer_start
+    start = layer_start + available if layer_start < 0 else layer_start
+    weight_map = module.bert_weight_map(start)
+    layers = weight_map.layers
+    if layers.start < 0 or layers.stop > available:
+        raise ValueError(
+            f'{type(module).__name__} needs BERT layers [{layers.start}, {layers.stop}) but '
+            f'{checkpoint.path} has {available} layers')
+    report = load_bert_weights(module, checkpoint, weight_map.sources,
+                               skip_module_keys=weight_map.skip_module_keys,
+                               alias_checkpoint_keys=weight_map.alias_checkpoint_keys,
+                               strict=strict)
+    _log_report(module, checkpoint, report, _describe(weight_map.sources, layers))
     return report
 
 
-def init_fusion_from_bert(fusion: nn.Module, pretrained, layer_start: Optional[int] = None,
-                          strict: bool = True) -> BertLoadReport:
-    """``FusionModule`` <- the last ``num_layers`` BERT layers (SA + FFN; CA if present)."""
-    checkpoint = _as_checkpoint(pretrained)
-    num_layers = len(fusion.layers)
-    if layer_start is None:
-        layer_start = checkpoint.num_hidden_layers - num_layers
-    sources = _layer_sources(checkpoint, num_layers, layer_start, 'FusionModule')
-    report = load_bert_weights(fusion, checkpoint, sources, strict=strict)
-    _log_report(fusion, checkpoint, report,
-                f'layers {layer_start}..{layer_start + num_layers - 1}')
-    return report
-
-
-def init_text_decoder_from_bert(decoder: nn.Module, pretrained, layer_start: int = 0,
-                                strict: bool = True) -> BertLoadReport:
-    """``TextDecoder`` <- embeddings + BERT layers ``[layer_start, layer_start + M)`` +
-    ``cls.predictions`` (transform and bias) when present. The vocabulary
-    projection is tied to the word embeddings, so the checkpoint's
-    ``cls.predictions.decoder.{weight,bias}`` (tied copies) are not read."""
-    checkpoint = _as_checkpoint(pretrained)
-    num_layers = len(decoder.layers)
-    sources = [('embeddings.', 'embeddings.')]
-    sources += _layer_sources(checkpoint, num_layers, layer_start, 'TextDecoder')
-    sources.append(('cls.predictions.', 'cls.predictions.'))
-    report = load_bert_weights(
-        decoder, checkpoint, sources,
-        skip_module_keys=('cls.predictions.decoder.weight', ),
-        alias_checkpoint_keys=('cls.predictions.decoder.weight', 'cls.predictions.decoder.bias'),
-        strict=strict)
-    _log_report(decoder, checkpoint, report,
-                f'embeddings + layers {layer_start}..{layer_start + num_layers - 1} + LM head')
-    return report
-
-
-__all__ = [
-    'BertCheckpoint', 'BertLoadReport', 'bert_arch_from_pretrained', 'load_bert_weights',
-    'init_text_encoder_from_bert', 'init_universal_layers_from_bert', 'init_fusion_from_bert',
-    'init_text_decoder_from_bert',
-]

@@ -27,7 +27,9 @@ last S text layers) and ``start = num_fusion_layers_total - num_fusion_layers``.
 
 Keys the model never uses are dropped by a named rule (see :data:`DROP_RULES`)
 and reported; any other key is an error, and so is a target key that receives
-nothing. Pre-training names (``text_encoder.bert.*``, ``fusion_encoder.fusion.*``)
+nothing. The target keys are those of a built model: the caller's (``expected``),
+else our modules built on the meta device in the sizes the official state dict
+implies (:func:`build_target_layout`). Pre-training names (``text_encoder.bert.*``, ``fusion_encoder.fusion.*``)
 are normalised first, the way the official fine-tuning loader does: in keys that
 contain ``bert`` or ``fusion`` but not ``decode``, the substrings ``bert.`` and
 ``fusion.`` are deleted.
@@ -35,6 +37,7 @@ contain ``bert`` or ``fusion`` but not ``decode``, the substrings ``bert.`` and
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 from collections import OrderedDict
@@ -42,10 +45,11 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import torch
+from torch import nn
 
 __all__ = [
     'DROP_RULES', 'OfficialCheckpointError', 'ConversionPlan', 'plan_official_conversion',
-    'convert_official_state_dict', 'read_official_checkpoint', 'expected_target_keys',
+    'convert_official_state_dict', 'read_official_checkpoint', 'build_target_layout',
 ]
 
 
@@ -75,22 +79,6 @@ TASKS = ('qa', 'caption')
 # Official presets (configs/config_bert*.json): hidden size -> `fusion_layers`.
 _RELEASE_FUSION_LAYERS = {1024: 6, 768: 3}
 
-_BERT_SELF = [f'attention.self.{name}.{p}' for name in ('query', 'key', 'value') for p in ('weight', 'bias')]
-_BERT_LAYER = (_BERT_SELF + [f'attention.output.{m}.{p}' for m in ('dense', 'LayerNorm') for p in ('weight', 'bias')]
-               + [f'intermediate.dense.{p}' for p in ('weight', 'bias')]
-               + [f'output.{m}.{p}' for m in ('dense', 'LayerNorm') for p in ('weight', 'bias')])
-_BERT_CROSS = [key.replace('attention.', 'crossattention.', 1) for key in _BERT_LAYER[:10]]
-_BERT_EMBEDDINGS = ['word_embeddings.weight', 'position_embeddings.weight', 'token_type_embeddings.weight',
-                    'LayerNorm.weight', 'LayerNorm.bias']
-_LM_HEAD = ['cls.predictions.bias', 'cls.predictions.transform.dense.weight', 'cls.predictions.transform.dense.bias',
-            'cls.predictions.transform.LayerNorm.weight', 'cls.predictions.transform.LayerNorm.bias',
-            'cls.predictions.decoder.weight']
-_LT = [f'{m}.{p}' for m in ('ln', 'down_proj', 'conv', 'up_proj') for p in ('weight', 'bias')]
-_VISION_BLOCK = (['attn.in_proj_weight', 'attn.in_proj_bias', 'attn.out_proj.weight', 'attn.out_proj.bias']
-                 + [f'{m}.{p}' for m in ('ln_1', 'ln_2', 'mlp.c_fc', 'mlp.c_proj') for p in ('weight', 'bias')]
-                 + [f'lmhra{i}.{k}' for i in (1, 2) for k in _LT])
-_VISION_TOP = ['conv1.weight', 'class_embedding', 'positional_embedding', 'ln_pre.weight', 'ln_pre.bias',
-               'ln_post.weight', 'ln_post.bias']
 _CLIP_TEXT_TOWER = ('positional_embedding', 'token_embedding.', 'transformer.', 'ln_final.', 'text_projection',
                     'logit_scale')
 
@@ -117,6 +105,11 @@ class ConversionPlan:
     renamed: Dict[str, str] = field(default_factory=OrderedDict)
     layer_counts: Dict[str, Optional[int]] = field(default_factory=dict)
     task: str = 'qa'
+
+    def convert(self, state_dict: Mapping[str, Any]) -> Dict[str, torch.Tensor]:
+        """Our state dict: each target key holds the *same* tensor object as its source key
+        of ``state_dict`` (the official state dict this plan was made for)."""
+        return OrderedDict((target, state_dict[source]) for target, source in self.mapping.items())
 
 
 # --------------------------------------------------------------------------- #
@@ -300,27 +293,131 @@ def _classify(key: str, task: str, counts: Mapping[str, Optional[int]]) -> Tuple
     return 'error', 'no rule for this key'
 
 
-def expected_target_keys(task: str, counts: Mapping[str, Optional[int]], visual_projection: bool) -> List[str]:
-    """The keys of our model's state dict for the given layer counts (the converter's completeness check)."""
-    keys = ['vision_encoder.' + k for k in _VISION_TOP]
-    for block in range(counts['num_vision_blocks']):
-        keys += [f'vision_encoder.transformer.resblocks.{block}.{k}' for k in _VISION_BLOCK]
-    if visual_projection:
-        keys += [f'visual_projection.{i}.{p}' for i in (0, 1) for p in ('weight', 'bias')]
-    keys += ['universal_layers.latents', 'universal_layers.visual_norm.weight', 'universal_layers.visual_norm.bias']
-    for i in range(counts['num_universal_layers']):
-        keys += [f'universal_layers.layers.{i}.{k}' for k in _BERT_LAYER + _BERT_CROSS]
-    if task == 'qa':
-        keys += ['text_encoder.embeddings.' + k for k in _BERT_EMBEDDINGS]
-        for i in range(counts['num_text_layers'] - counts['num_universal_layers']):
-            keys += [f'text_encoder.layers.{i}.{k}' for k in _BERT_LAYER]
-        for j in range(counts['num_fusion_layers']):
-            keys += [f'fusion.layers.{j}.{k}' for k in _BERT_LAYER + _BERT_CROSS]
-    keys += ['text_decoder.embeddings.' + k for k in _BERT_EMBEDDINGS]
-    for i in range(counts['num_decoder_layers']):
-        keys += [f'text_decoder.layers.{i}.{k}' for k in _BERT_LAYER + _BERT_CROSS]
-    keys += ['text_decoder.' + k for k in _LM_HEAD]
-    return keys
+def build_target_layout(state_dict: Mapping[str, Any], task: str = 'qa', **layer_counts) -> nn.Module:
+    """The modules of our ``task`` model, built on the meta device in the sizes the official
+    state dict implies: their ``state_dict()`` is the conversion target when no target model
+    is given.
+
+    The same classes as the task model's (``DualVisionEncoder``, ``UniversalLayers``,
+    ``BertTextEncoder``, ``FusionModule``, ``TextDecoder``, and the ``visual_projection`` of
+    ``MPLUG2`` when ``visn_fc`` is stored), under the task model's attribute names, so the
+    key layout follows the model code. Widths, layer and token counts are read from the
+    tensor shapes; attention heads are not visible in a state dict and do not change it.
+
+    Args:
+        state_dict: the official state dict.
+        task: ``'qa'`` or ``'caption'`` (no text encoder, no fusion module).
+        **layer_counts: as :func:`plan_official_conversion` (default: from the keys).
+    """
+    if task not in TASKS:
+        raise OfficialCheckpointError(f'task must be one of {TASKS}, got {task!r}')
+    normalised, _ = _normalise_keys(state_dict)
+    counts = _layer_counts(state_dict, normalised, task, layer_counts.get('num_text_layers'),
+                           layer_counts.get('num_universal_layers'),
+                           layer_counts.get('num_fusion_layers_total'), layer_counts.get('num_fusion_layers'))
+    return _build_layout(state_dict, normalised, task, counts)
+
+
+def _build_layout(state_dict, normalised: Mapping[str, str], task: str,
+                  counts: Mapping[str, Optional[int]]) -> nn.Module:
+    # The model classes are imported here: the conversion rules above need no model code.
+    from mplug2.models.backbones.dual_vision_encoder import DualVisionEncoder
+    from mplug2.models.decoders.text_decoder import TextDecoder
+    from mplug2.models.fusion.fusion_module import FusionModule
+    from mplug2.models.necks.universal_layers import UniversalLayers
+    from mplug2.models.text.text_encoder import BertTextEncoder
+
+    def shape(*keys: str) -> Optional[Tuple[int, ...]]:
+        """The shape of the first of ``keys`` (normalised names) the state dict has."""
+        for key in keys:
+            if key in normalised:
+                return tuple(state_dict[normalised[key]].shape)
+        return None
+
+    def need(what: str, *keys: str) -> Tuple[int, ...]:
+        found = shape(*keys)
+        if found is None:
+            raise OfficialCheckpointError(
+                f'cannot tell the {what} from the keys (none of {_format_keys(keys, 3)} is stored); '
+                "pass the target model's state dict (expected=..., CLI: --config)")
+        return found
+
+    def bert_arch(what: str, layer_prefixes: Sequence[str], embeddings: Optional[str] = None) -> dict:
+        hidden = need(f'{what} width', *[p + 'attention.self.query.weight' for p in layer_prefixes])[0]
+        arch = dict(hidden_size=hidden, num_attention_heads=1, intermediate_size=hidden)
+        ffn = shape(*[p + 'intermediate.dense.weight' for p in layer_prefixes])
+        if ffn is not None:
+            arch['intermediate_size'] = ffn[0]
+        if embeddings is not None:
+            for name, field_name in (('word_embeddings', 'vocab_size'),
+                                     ('position_embeddings', 'max_position_embeddings'),
+                                     ('token_type_embeddings', 'type_vocab_size')):
+                rows = shape(f'{embeddings}{name}.weight')
+                if rows is not None:
+                    arch[field_name] = rows[0]
+        return arch
+
+    def cross_width(layer_prefixes: Sequence[str]) -> Optional[int]:
+        found = shape(*[p + 'crossattention.self.key.weight' for p in layer_prefixes])
+        return None if found is None else found[1]
+
+    layout = nn.Module()
+    with torch.device('meta'):
+        # ---- dual-vision encoder
+        v = 'visual_encoder.visual.'
+        conv = need('vision encoder width and patch size', v + 'conv1.weight')
+        width, patch = conv[0], conv[-1]
+        rows = need('vision encoder resolution', v + 'positional_embedding')[0]
+        grid = math.isqrt(rows - 1)
+        if grid * grid != rows - 1:
+            raise OfficialCheckpointError(f'{v}positional_embedding has {rows} rows: not CLS + a square grid')
+        blocks = counts['num_vision_blocks']
+        lt = shape(*[f'{v}transformer.resblocks.{i}.lmhra{j}.down_proj.weight'
+                     for i in range(blocks) for j in (1, 2)])
+        # int(width * ratio) must give the stored bottleneck width exactly.
+        ratio = 0.5 if lt is None else (lt[0] + 0.5) / width
+        layout.vision_encoder = DualVisionEncoder(
+            arch=dict(width=width, layers=blocks, heads=1, patch_size=patch), img_size=grid * patch,
+            lt_bottleneck_ratio=ratio)
+
+        # ---- visn_fc: MPLUG2.visual_projection, only when the widths differ
+        projection = shape('visn_fc.weight')
+        if projection is not None:
+            text_width, vision_width = projection
+            layout.visual_projection = nn.Sequential(
+                nn.Linear(vision_width, text_width), nn.LayerNorm(text_width, eps=1e-12), nn.Dropout(0.1))
+
+        # ---- universal layers: the last S text-encoder layers
+        num_text, num_uni = counts['num_text_layers'], counts['num_universal_layers']
+        first_uni = num_text - num_uni
+        uni_prefixes = [f'text_encoder.encoder.layer.{i}.' for i in range(first_uni, num_text)]
+        latents = shape(f'text_encoder.encoder.layer.{first_uni}.latents')
+        layout.universal_layers = UniversalLayers(
+            arch=bert_arch('universal layers', uni_prefixes), num_layers=num_uni,
+            num_queries=1 if latents is None else latents[0])
+
+        if task == 'qa':
+            # ---- text encoder (layers below the universal ones) and fusion (the last F layers)
+            text_prefixes = [f'text_encoder.encoder.layer.{i}.' for i in range(num_text)]
+            layout.text_encoder = BertTextEncoder(
+                arch=bert_arch('text encoder', text_prefixes, 'text_encoder.embeddings.'), num_layers=first_uni)
+            total, run = counts['num_fusion_layers_total'], counts['num_fusion_layers']
+            fusion_prefixes = [f'fusion_encoder.encoder.layer.{i}.' for i in range(total - run, total)]
+            layout.fusion = FusionModule(
+                arch=bert_arch('fusion module', fusion_prefixes), num_layers=run,
+                encoder_width=cross_width(fusion_prefixes))
+
+        # ---- shared text decoder
+        decoder_prefixes = [f'text_decoder.bert.encoder.layer.{i}.' for i in range(counts['num_decoder_layers'])]
+        decoder_arch = bert_arch('text decoder', decoder_prefixes, 'text_decoder.bert.embeddings.')
+        if 'vocab_size' not in decoder_arch:
+            vocab = shape('text_decoder.cls.predictions.bias')
+            if vocab is not None:
+                decoder_arch['vocab_size'] = vocab[0]
+        layout.text_decoder = TextDecoder(
+            arch=decoder_arch, num_layers=counts['num_decoder_layers'],
+            encoder_width=cross_width(decoder_prefixes))
+    return layout
 
 
 def _format_keys(keys: Sequence[str], limit: int = 20) -> str:
@@ -354,8 +451,11 @@ def plan_official_conversion(state_dict: Mapping[str, Any],
             encoder and fusion).
         ignore_keys: regular expressions (``re.search`` on the source key) of extra keys to
             drop knowingly (rule ``ignored_by_user``), e.g. unknown pre-training heads.
-        expected: the target model's ``state_dict()`` (or key -> shape); when given, the
-            targets must be exactly its keys and the shapes must agree.
+        expected: the target model's ``state_dict()`` (or key -> shape), e.g. of the task
+            model built from its config (on the meta device if only the layout is needed).
+            Default: the state dict of :func:`build_target_layout` (our modules in the sizes
+            the official state dict implies). The targets must be exactly its keys and the
+            shapes must agree.
 
     Raises:
         OfficialCheckpointError: keys no rule covers, target keys that receive nothing,
@@ -393,10 +493,9 @@ def plan_official_conversion(state_dict: Mapping[str, Any],
 
     _check_decoder_ties(state_dict, plan, normalised)
 
-    visual_projection = 'visn_fc.weight' in normalised
-    wanted = set(expected_target_keys(task, counts, visual_projection))
-    if expected is not None:
-        wanted = set(expected)
+    if expected is None:
+        expected = _build_layout(state_dict, normalised, task, counts).state_dict()
+    wanted = set(expected)
     unexpected = [f'{plan.mapping[t]} -> {t}' for t in plan.mapping if t not in wanted]
     missing = sorted(wanted - set(plan.mapping))
     problems = []
@@ -405,13 +504,12 @@ def plan_official_conversion(state_dict: Mapping[str, Any],
     if unexpected:
         problems.append(f'{len(unexpected)} key(s) map to targets the model does not have: '
                         f'{_format_keys(unexpected)}')
-    if expected is not None:
-        for target, source in plan.mapping.items():
-            want = expected.get(target)
-            want_shape = tuple(want.shape) if hasattr(want, 'shape') else (tuple(want) if want is not None else None)
-            got = tuple(state_dict[source].shape)
-            if want_shape is not None and want_shape != got:
-                problems.append(f'shape of {source} {got} != {target} {want_shape}')
+    for target, source in plan.mapping.items():
+        want = expected.get(target)
+        want_shape = tuple(want.shape) if hasattr(want, 'shape') else (tuple(want) if want is not None else None)
+        got = tuple(state_dict[source].shape)
+        if want_shape is not None and want_shape != got:
+            problems.append(f'shape of {source} {got} != {target} {want_shape}')
     if problems:
         raise OfficialCheckpointError(
             f'official checkpoint does not fit the {task} layout (layer counts {counts}): ' + '; '.join(problems))
@@ -468,8 +566,7 @@ def convert_official_state_dict(state_dict: Mapping[str, Any],
         state_dict, num_text_layers=num_text_layers, num_universal_layers=num_universal_layers,
         num_fusion_layers_total=num_fusion_layers_total, num_fusion_layers=num_fusion_layers,
         task=task, ignore_keys=ignore_keys, expected=expected)
-    converted = OrderedDict((target, state_dict[source]) for target, source in plan.mapping.items())
-    return converted, plan.dropped
+    return plan.convert(state_dict), plan.dropped
 
 
 # --------------------------------------------------------------------------- #
