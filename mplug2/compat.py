@@ -14,9 +14,11 @@ stays cheap and never imports a host library it does not need.
 | mmaction2 ``localizers.drn``        | mmaction2 1.2.0 distributions (upstream #2714) |
 | mmengine checkpoint loading         | mmengine <= 0.10.7 with torch >= 2.6       |
 | distributed training without GPUs   | mmengine <= 0.10.7                         |
+| process-group teardown before exit  | torch with gloo (all versions to date)     |
 """
 from __future__ import annotations
 
+import gc
 import importlib
 import importlib.abc
 import importlib.machinery
@@ -28,7 +30,7 @@ import warnings
 from collections import defaultdict
 from typing import Any, Callable
 
-__all__ = ['after_import', 'prepare_distributed_on_cpu', 'APPLIED']
+__all__ = ['after_import', 'prepare_distributed_on_cpu', 'finish_distributed', 'APPLIED']
 
 #: Names of the workarounds that were actually applied in this process (for reports and tests).
 APPLIED: list[str] = []
@@ -313,4 +315,35 @@ def prepare_distributed_on_cpu(cfg, launcher: str) -> bool:
     cfg.model_wrapper_cfg = wrapper
     cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
     APPLIED.append('cpu-distributed')
+    return True
+
+
+# ---------------------------------------------------------------------------
+# 7. Tearing the process group down before the interpreter exits (torch, gloo).
+# A gloo process group that is never destroyed lives until the interpreter is finalised,
+# and one of its worker threads (``pt_gloo_runloop``) may still hold the last reference
+# to a finished collective, such as the ``all_gather_object`` that ends each training
+# epoch: dropping its tensors takes the GIL, a finalising interpreter ends a thread that
+# asks for it, and ending it inside a noexcept destructor calls ``std::terminate``:
+# ``terminate called without an active exception`` (SIGABRT), and torchrun fails a run
+# that succeeded (pytorch/pytorch#190489; an atexit hook in torch was proposed and
+# dropped, #179291). ``destroy_process_group`` alone does not stop those threads: gloo's
+# ``shutdown`` does nothing, they end with the last reference to the group, and the
+# Runner's DDP wrapper holds one until the garbage collector frees the Runner (it sits
+# in reference cycles). So tools/train.py and tools/test.py call this once the run has
+# succeeded: collect the garbage, then destroy the group, whose destructor (run without
+# the GIL) joins its workers. (A module imported after the group was created can keep it
+# in a default argument, e.g. ``torch.distributed.nn``; ``import mplug2`` plus mmengine's
+# Runner import it earlier.) Not on failure: a teardown can wait for collectives the
+# other ranks never join, and the process must exit so torchrun stops them.
+# Guard: no-op unless a process group is initialised.
+# ---------------------------------------------------------------------------
+def finish_distributed() -> bool:
+    """Destroy the default process group (and its gloo threads). Returns True if there was one."""
+    import torch.distributed as dist
+    if not (dist.is_available() and dist.is_initialized()):
+        return False
+    gc.collect()  # frees a finished Runner and its DDP wrapper, which hold the group
+    dist.destroy_process_group()
+    APPLIED.append('destroy-process-group')
     return True

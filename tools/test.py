@@ -2,13 +2,14 @@
 import argparse
 import os
 import os.path as osp
+from typing import Optional
 
 import mplug2  # noqa: F401  (compatibility layer first)
 from mmengine.config import Config, DictAction
 from mmengine.evaluator import DumpResults
 from mmengine.runner import Runner
 
-from mplug2.compat import prepare_distributed_on_cpu
+from mplug2.compat import finish_distributed, prepare_distributed_on_cpu
 from mplug2.registry import RUNNERS
 
 
@@ -40,12 +41,19 @@ def main() -> None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
     prepare_distributed_on_cpu(cfg, args.launcher)
+    run_test(cfg, args.out)
+    # After a successful run only: destroy the process group while the interpreter is alive,
+    # or a gloo worker thread can abort the process at exit (see mplug2.compat.finish_distributed).
+    finish_distributed()
 
+
+def run_test(cfg: Config, out: Optional[str]) -> None:
+    """Build the runner and test. Nothing refers to the runner once this returns."""
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
-    if args.out is not None:
-        if not args.out.endswith(('.pkl', '.pickle')):
+    if out is not None:
+        if not out.endswith(('.pkl', '.pickle')):
             raise ValueError('--out must be a .pkl file')
-        runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
+        runner.test_evaluator.metrics.append(DumpResults(out_file_path=out))
     runner.test()
 
 

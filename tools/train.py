@@ -10,7 +10,7 @@ import mplug2  # noqa: F401  (compatibility layer first)
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-from mplug2.compat import prepare_distributed_on_cpu
+from mplug2.compat import finish_distributed, prepare_distributed_on_cpu
 from mplug2.registry import RUNNERS
 
 
@@ -58,13 +58,21 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     return cfg
 
 
+def train(cfg: Config) -> None:
+    """Build the runner and train. Nothing refers to the runner once this returns."""
+    # A config may name its own runner (``runner_type``); otherwise the MMEngine Runner.
+    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+    runner.train()
+
+
 def main() -> None:
     args = parse_args()
     cfg = merge_args(Config.fromfile(args.config), args)
     prepare_distributed_on_cpu(cfg, args.launcher)
-    # A config may name its own runner (``runner_type``); otherwise the MMEngine Runner.
-    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
-    runner.train()
+    train(cfg)
+    # After a successful run only: destroy the process group while the interpreter is alive,
+    # or a gloo worker thread can abort the process at exit (see mplug2.compat.finish_distributed).
+    finish_distributed()
 
 
 if __name__ == '__main__':

@@ -90,3 +90,51 @@ def test_test_tool_evaluates_and_dumps(single_process_run, tmp_path):
     with open(out, 'rb') as f:
         predictions = pickle.load(f)
     assert len(predictions) == 16
+
+
+def _gloo_threads():
+    names = []
+    for task in os.listdir('/proc/self/task'):
+        try:
+            with open(f'/proc/self/task/{task}/comm') as f:
+                names.append(f.read().strip())
+        except OSError:
+            pass
+    return [name for name in names if name.startswith(('pt_gloo', 'gloo_'))]
+
+
+@pytest.mark.skipif(not os.path.isdir('/proc/self/task'), reason='counts threads through /proc')
+def test_finish_distributed_stops_the_gloo_threads(tmp_path):
+    """What tools/train.py and tools/test.py do after a run: the gloo worker threads must be gone
+    before the interpreter exits (else one can abort a successful run: see compat.finish_distributed)."""
+    import gc
+
+    import torch.distributed as dist
+    import torch.distributed.nn  # noqa: F401  imported before the group, as in the tools
+    from torch.nn.parallel import DistributedDataParallel
+
+    from mplug2.compat import finish_distributed
+
+    if dist.is_initialized():
+        pytest.skip('a process group is already initialised in this process')
+    assert finish_distributed() is False  # no group: nothing to do
+    dist.init_process_group('gloo', init_method=f'file://{tmp_path / "store"}', rank=0, world_size=1)
+    try:
+        class Holder:  # the Runner sits in reference cycles that only the garbage collector frees
+            pass
+
+        holder = Holder()
+        holder.me = holder
+        holder.model = DistributedDataParallel(torch.nn.Linear(4, 1))
+        holder.model(torch.ones(2, 4)).sum().backward()
+        total = torch.ones(1)
+        dist.all_reduce(total)
+        del holder, total
+        assert _gloo_threads()
+        assert finish_distributed() is True
+        assert not dist.is_initialized()
+        assert _gloo_threads() == []
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+        gc.collect()
