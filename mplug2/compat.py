@@ -12,7 +12,7 @@ stays cheap and never imports a host library it does not need.
 | numpy ``in1d`` / ``trapz``          | numpy >= 2.4 with mmpretrain/mmaction2 metrics |
 | transformers names for mmpretrain   | transformers >= 4.52 with mmpretrain 1.2.0 |
 | mmaction2 ``localizers.drn``        | mmaction2 1.2.0 distributions (upstream #2714) |
-| mmengine checkpoint loading         | mmengine <= 0.10.7 with torch >= 2.6       |
+| mmengine checkpoint loading (all schemes) | mmengine <= 0.10.7 with torch >= 2.5  |
 | distributed training without GPUs   | mmengine <= 0.10.7                         |
 | process-group teardown before exit  | torch with gloo (all versions to date)     |
 """
@@ -30,7 +30,7 @@ import warnings
 from collections import defaultdict
 from typing import Any, Callable
 
-__all__ = ['after_import', 'prepare_distributed_on_cpu', 'finish_distributed', 'APPLIED']
+__all__ = ['after_import', 'prepare_distributed_on_cpu', 'dist_timeout', 'finish_distributed', 'APPLIED']
 
 #: Names of the workarounds that were actually applied in this process (for reports and tests).
 APPLIED: list[str] = []
@@ -258,30 +258,58 @@ sys.meta_path.append(_MissingDRNFinder())
 
 
 # ---------------------------------------------------------------------------
-# 5. mmengine checkpoint loading under torch >= 2.6.
-# mmengine <= 0.10.7 calls ``torch.load`` without an allowlist; since torch 2.6 that
-# means weights-only loading, which refuses mmengine's own checkpoints (HistoryBuffer,
-# numpy scalars, ConfigDict in ``meta``/``message_hub``), so ``load_from``/``resume``
-# fail. Turning weights-only loading off would let a crafted checkpoint run code.
-# We replace mmengine's local-file loader with ``mplug2.utils.checkpoint.load_checkpoint_file``:
-# weights-only with an explicit allowlist of the types mmengine stores, and a clear
-# error naming the file and the refused type otherwise.
-# Guard: mmengine <= 0.10.7 and torch >= 2.6.
+# 5. mmengine checkpoint loading: weights-only, for every scheme.
+# Local files: mmengine <= 0.10.7 calls ``torch.load`` without an allowlist; since torch 2.6
+# that means weights-only loading, which refuses mmengine's own checkpoints (HistoryBuffer,
+# numpy scalars, ConfigDict in ``meta``/``message_hub``), so ``load_from``/``resume`` fail.
+# Turning weights-only loading off would let a crafted checkpoint run code.
+# Remote files: mmengine's ``http(s)://`` loader (also behind ``torchvision://``,
+# ``modelzoo://``, ``open-mmlab://`` and ``mmcls://``) calls
+# ``torch.hub.load_state_dict_from_url``, whose ``weights_only`` defaults to False in every
+# torch version, and its ``pavi://``, ``s3://``/``petrel://`` and ``open-mmlab://`` (local
+# table entry) loaders call ``torch.load`` without an allowlist: a checkpoint served over
+# http ran its code through ``tools/test.py CONFIG URL``, ``--resume URL``, ``load_from=URL``
+# and ``init_cfg=dict(type='Pretrained', checkpoint=URL)``.
+# We register ``mplug2.utils.checkpoint``'s loaders for the local scheme and every remote one
+# (``SCHEME_LOADERS``): the file is brought to a local one (URLs: the torch hub cache) and
+# always read weights-only with the allowlist, with an error naming the checkpoint and the
+# refused type. ``CheckpointLoader.load_checkpoint`` refuses, with a clear message, any
+# loader that is not one of these (a scheme registered later, by another package).
+# Guard: mmengine <= 0.10.7 (its loaders and scheme tables), torch >= 2.5
+# (``torch.serialization.safe_globals``; this project pins 2.13).
 # ---------------------------------------------------------------------------
 def _patch_mmengine_checkpoint_loader(module) -> None:
     mmengine_version = _installed_version('mmengine')
     torch_version = _installed_version('torch')
     if mmengine_version is None or mmengine_version > (0, 10, 7):
         return
-    if torch_version is None or torch_version < (2, 6):
+    if torch_version is None or torch_version < (2, 5):
         return
-    from mplug2.utils.checkpoint import load_checkpoint_file
+    from mplug2.utils import checkpoint as safe
 
-    def load_from_local(filename, map_location=None):
-        return load_checkpoint_file(os.path.expanduser(filename), map_location=map_location)
+    loader_class = module.CheckpointLoader
+    safe_loaders = {safe.load_from_local}
+    loader_class.register_scheme(prefixes='', loader=safe.load_from_local, force=True)
+    module.load_from_local = safe.load_from_local
+    for prefixes, loader in safe.SCHEME_LOADERS:
+        loader_class.register_scheme(prefixes=list(prefixes), loader=loader, force=True)
+        safe_loaders.add(loader)
+        # Direct callers (``load_from_torchvision`` calls ``load_from_http``) use the module names.
+        setattr(module, loader.__name__, loader)
+    original = loader_class.load_checkpoint.__func__
 
-    module.CheckpointLoader.register_scheme(prefixes='', loader=load_from_local, force=True)
-    module.load_from_local = load_from_local
+    def load_checkpoint(cls, filename, map_location=None, logger='current'):
+        loader = cls._get_checkpoint_loader(filename)
+        if loader not in safe_loaders:
+            name = f'{getattr(loader, "__module__", "?")}.{getattr(loader, "__qualname__", loader)}'
+            raise safe.UnsafeCheckpointError(
+                f'Refusing to load checkpoint {filename!r}: mmengine would read it with {name}, a '
+                'loader registered outside mplug2.compat that may not load weights-only. Register '
+                'one built on mplug2.utils.checkpoint.load_checkpoint_file for that scheme, or '
+                'pass a local copy of the file.')
+        return original(cls, filename, map_location, logger)
+
+    loader_class.load_checkpoint = classmethod(load_checkpoint)
     APPLIED.append('mmengine-safe-checkpoint-loader')
 
 
@@ -294,8 +322,22 @@ after_import('mmengine.runner.checkpoint', _patch_mmengine_checkpoint_loader)
 # wraps the model in DDP with ``device_ids=[LOCAL_RANK]``; both fail on a CPU-only
 # machine. tools/train.py and tools/test.py call this before building the Runner: it
 # starts the process group with gloo itself (the Runner then skips ``init_dist``) and
-# asks for a device-less DDP wrapper. Guard: no-op when CUDA is available.
+# asks for a device-less DDP wrapper. It passes ``env_cfg.dist_cfg.timeout`` (seconds, as
+# mmengine's ``init_dist`` takes it on GPUs) to ``init_process_group``, so that a frozen rank
+# fails the others after that time instead of torch's default 30 minutes.
+# Guard: no-op when CUDA is available.
 # ---------------------------------------------------------------------------
+def dist_timeout(cfg):
+    """``env_cfg.dist_cfg.timeout`` (seconds) as the ``timedelta`` torch wants; None if unset."""
+    import datetime
+    timeout = ((cfg.get('env_cfg') or {}).get('dist_cfg') or {}).get('timeout')
+    if timeout is None or isinstance(timeout, datetime.timedelta):
+        return timeout
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise TypeError(f'env_cfg.dist_cfg.timeout must be a positive number of seconds, got {timeout!r}')
+    return datetime.timedelta(seconds=timeout)
+
+
 def prepare_distributed_on_cpu(cfg, launcher: str) -> bool:
     """Make a ``torchrun``-launched run work on CPU with gloo. Returns True if applied."""
     import torch
@@ -306,7 +348,8 @@ def prepare_distributed_on_cpu(cfg, launcher: str) -> bool:
                            'on a CPU-only machine use --launcher pytorch (tools/dist_train.sh).')
     import torch.distributed as dist
     if not dist.is_initialized():
-        dist.init_process_group(backend='gloo')
+        timeout = dist_timeout(cfg)
+        dist.init_process_group(backend='gloo', **({} if timeout is None else dict(timeout=timeout)))
     wrapper = dict(cfg.get('model_wrapper_cfg') or {})
     wrapper.setdefault('type', 'MMDistributedDataParallel')
     wrapper.setdefault('broadcast_buffers', False)

@@ -8,7 +8,8 @@ or ``sample.get('question')``):
 
 * metainfo (identifiers and geometry, set once by the packing transform):
   ``video_id``, ``sample_idx``, ``filename``, ``frame_inds``, ``img_shape``, ``ori_shape``,
-  ``num_frames``, ``question_id``, ``video_idx`` ...
+  ``num_frames``, ``question_id``, ``video_idx``, ``missing`` (True on the placeholder of a sample
+  that could not be loaded at evaluation, ``on_error='skip'``) ...
 * data fields (annotations and predictions): ``question``, ``gt_answer``,
   ``answer_weight``, ``gt_caption``, ``text``, ``text_id``, ``question_type``,
   ``skipped_samples`` (bad samples this sample replaced, see ``on_error='skip'``),

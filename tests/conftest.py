@@ -1,4 +1,7 @@
 """Shared fixtures: tiny vocabularies and tiny mPLUG-2 configurations that run in seconds on CPU."""
+import contextlib
+import logging
+
 import pytest
 
 SPECIAL = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]']
@@ -39,3 +42,23 @@ def tiny_mplug2(model_type, vocab_file, **overrides):
     )
     cfg.update(overrides)
     return cfg
+
+
+@contextlib.contextmanager
+def logged_warnings():
+    """The messages of the warnings logged with ``print_log(logger='current')`` meanwhile."""
+    records = []
+
+    class Collect(logging.Handler):
+
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    handler = Collect(logging.WARNING)
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(handler)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)

@@ -1,17 +1,25 @@
 """Train a model from a config: ``python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]``.
 
 Distributed: ``tools/dist_train.sh CONFIG GPUS`` (torchrun). Without GPUs the processes use gloo.
+
+``--resume CKPT`` resumes from CKPT (a missing local file is an error); ``--resume`` alone resumes
+from the latest checkpoint of the work dir, and says so in the log when there is none and the
+run starts from scratch (from the config's ``load_from``, if any). ``load_from`` in a config
+(fine-tuning from other weights) loads non-strictly, as in mmengine: keys that do not fit are
+listed in the log.
 """
 import argparse
 import os
 import os.path as osp
+from typing import Optional
 
 import mplug2  # noqa: F401  (compatibility layer first)
 from mmengine.config import Config, DictAction
-from mmengine.runner import Runner
+from mmengine.runner import Runner, find_latest_checkpoint
 
 from mplug2.compat import finish_distributed, prepare_distributed_on_cpu
 from mplug2.registry import RUNNERS
+from mplug2.utils.checkpoint import is_remote_checkpoint
 
 
 def parse_args() -> argparse.Namespace:
@@ -29,6 +37,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
+    if args.resume not in (None, 'auto') and not is_remote_checkpoint(args.resume) \
+            and not osp.isfile(osp.expanduser(args.resume)):
+        parser.error(f'--resume: checkpoint not found: {args.resume}')
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 
@@ -46,8 +57,11 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     if args.resume == 'auto':
-        cfg.resume = True
-        cfg.load_from = None
+        if find_latest_checkpoint(cfg.work_dir) is not None:
+            cfg.resume = True
+            cfg.load_from = None
+        else:  # nothing to resume: a fresh start, from the config's load_from if it has one
+            cfg.resume = False
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
@@ -58,10 +72,21 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     return cfg
 
 
-def train(cfg: Config) -> None:
+def resume_warning(cfg: Config, args: argparse.Namespace) -> Optional[str]:
+    """The line to log when ``--resume`` (auto) found nothing to resume (after :func:`merge_args`)."""
+    if args.resume != 'auto' or cfg.resume:
+        return None
+    start = f"the config's load_from={cfg.load_from}" if cfg.get('load_from') else 'scratch'
+    return (f'--resume: nothing to resume in {cfg.work_dir} (no last_checkpoint there): '
+            f'starting from {start}')
+
+
+def train(cfg: Config, warning: Optional[str] = None) -> None:
     """Build the runner and train. Nothing refers to the runner once this returns."""
     # A config may name its own runner (``runner_type``); otherwise the MMEngine Runner.
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+    if warning is not None:
+        runner.logger.warning(warning)  # in the run's log file, not only on the console
     runner.train()
 
 
@@ -69,7 +94,7 @@ def main() -> None:
     args = parse_args()
     cfg = merge_args(Config.fromfile(args.config), args)
     prepare_distributed_on_cpu(cfg, args.launcher)
-    train(cfg)
+    train(cfg, resume_warning(cfg, args))
     # After a successful run only: destroy the process group while the interpreter is alive,
     # or a gloo worker thread can abort the process at exit (see mplug2.compat.finish_distributed).
     finish_distributed()

@@ -10,14 +10,18 @@ default_hooks = dict(
 )
 
 # Counts and logs the videos that datasets with on_error='skip' replaced (see docs/datasets.md).
+# Stops the run at the first non-finite loss or gradient norm, and never saves non-finite weights
+# (NonFiniteLossHook, see docs/architecture.md).
 # Defined here only: a list cannot be merged across _base_ files.
-custom_hooks = [dict(type='mplug2.BadSampleReportHook')]
+custom_hooks = [dict(type='mplug2.BadSampleReportHook'), dict(type='mplug2.NonFiniteLossHook')]
 
 env_cfg = dict(
     cudnn_benchmark=False,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-    # tools/train.py switches to gloo when no GPU is present.
-    dist_cfg=dict(backend='nccl'),
+    # tools/train.py switches to gloo when no GPU is present. timeout: seconds a collective waits
+    # for the other ranks before failing (torch's default: 30 minutes); raise it for long
+    # rank-0-only steps (--cfg-options env_cfg.dist_cfg.timeout=3600).
+    dist_cfg=dict(backend='nccl', timeout=600),
 )
 
 vis_backends = [dict(type='LocalVisBackend')]

@@ -24,6 +24,7 @@ import copy
 import logging
 import os
 import os.path as osp
+from collections.abc import Iterable, Mapping
 from typing import List, Optional, Sequence, Union
 
 import torch
@@ -58,7 +59,8 @@ def _scope(cfg: Config) -> str:
 def init_model(config: Union[PathLike, Config],
                checkpoint: Optional[PathLike] = None,
                device: Union[str, torch.device] = 'cpu',
-               cfg_options: Optional[dict] = None) -> torch.nn.Module:
+               cfg_options: Optional[dict] = None,
+               strict: bool = True) -> torch.nn.Module:
     """Build a model from a config and load a checkpoint; the model is returned in eval mode.
 
     Args:
@@ -67,11 +69,13 @@ def init_model(config: Union[PathLike, Config],
         checkpoint: checkpoint file (an mmengine checkpoint with ``state_dict`` or a
             plain state dict, e.g. from
             ``tools/model_converters/mplug2_official_to_mmengine.py``). It is loaded
-            weights-only (:mod:`mplug2.utils.checkpoint`) and strictly: a missing or
-            unexpected key raises a ``RuntimeError`` listing the keys. None leaves the
-            randomly initialised weights (a warning says so).
+            weights-only (:mod:`mplug2.utils.checkpoint`; a URL too) and strictly: a
+            missing, unexpected or wrongly shaped key raises a ``RuntimeError`` listing the
+            keys. None leaves the randomly initialised weights (a warning says so).
         device: where the model runs (``'cpu'``, ``'cuda'``, ``'cuda:1'`` ...).
         cfg_options: overrides merged into the config (``{'model.generation.num_beams': 3}``).
+        strict: False loads the tensors that fit and logs the others (the explicit opt-out,
+            e.g. for a checkpoint of a model with an extra head).
 
     Returns:
         The model, on ``device``, in eval mode, with the config as ``model.cfg``.
@@ -95,12 +99,12 @@ def init_model(config: Union[PathLike, Config],
         model = MODELS.build(cfg.model)
 
     if checkpoint is not None:
-        from mmengine.runner import load_checkpoint
+        from mplug2.utils.checkpoint import is_remote_checkpoint, load_model_checkpoint
         checkpoint = os.fspath(checkpoint)
-        if not osp.isfile(checkpoint):
+        if not is_remote_checkpoint(checkpoint) and not osp.isfile(checkpoint):
             raise FileNotFoundError(f'checkpoint file not found: {checkpoint!r}')
-        # Mapping to CPU first avoids a GPU memory spike; weights-only in mplug2 (compat).
-        load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+        # Mapping to CPU first avoids a GPU memory spike; weights-only, as every load.
+        load_model_checkpoint(model, checkpoint, strict=strict, map_location='cpu')
     else:
         print_log('init_model: no checkpoint given, the model has random weights',
                   logger='current', level=logging.WARNING)
@@ -160,16 +164,30 @@ def _video_paths(videos: VideoInput) -> tuple[List[str], bool]:
 
 
 def _questions(questions: Union[None, str, Sequence[str]], count: int) -> List[Optional[str]]:
+    """One question per video, checked: a string (``TypeError``), not blank and not empty
+    once cleaned as the test pipeline's ``CleanQuestion`` cleans it (``ValueError``)."""
+    from mplug2.datasets.transforms.text import pre_question
     if questions is None:
         return [None] * count
     if isinstance(questions, str):
         questions = [questions] * count
-    questions = list(questions)
+    elif isinstance(questions, Iterable) and not isinstance(questions, (bytes, Mapping)):
+        questions = list(questions)
+    else:
+        raise TypeError(f'a question must be a string (or a list of strings, one per video), '
+                        f'got {type(questions).__name__}')
     if len(questions) != count:
         raise ValueError(f'got {count} videos but {len(questions)} questions')
-    for question in questions:
-        if not isinstance(question, str) or not question.strip():
-            raise ValueError(f'a question must be a non-empty string, got {question!r}')
+    for index, question in enumerate(questions):
+        where = f' (question {index + 1} of {len(questions)})' if len(questions) > 1 else ''
+        if not isinstance(question, str):
+            raise TypeError(f'a question must be a string, got {type(question).__name__}{where}')
+        if not question.strip():
+            raise ValueError(f'a question must be a non-empty string, got {question!r}{where}')
+        if not pre_question(question, max_words=len(question) + 1).strip():
+            raise ValueError(f'the question {question!r} is empty once cleaned (lower-cased, '
+                             'without the punctuation ,.\'!?"()*#:;~): nothing is left to '
+                             f'ask{where}')
     return questions
 
 

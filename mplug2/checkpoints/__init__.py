@@ -13,8 +13,7 @@ from .bert import (BertCheckpoint, BertLoadReport, bert_arch_from_pretrained,
                    load_bert_weights, load_pretrained_bert)
 from .clip import (convert_hf_clip, convert_openai_clip, fit_clip_state_dict,
                    load_clip_state_dict, load_clip_weights)
-from .initializers import (PretrainedBERT, PretrainedCLIP, PretrainedMPLUG2,
-                           load_mplug2_state_dict)
+from .initializers import PretrainedBERT, PretrainedCLIP, PretrainedMPLUG2
 from .official import (DROP_RULES, ConversionPlan, OfficialCheckpointError,
                        build_target_layout, convert_official_state_dict,
                        plan_official_conversion, read_official_checkpoint)
@@ -23,7 +22,7 @@ __all__ = [
     'BertCheckpoint', 'BertLoadReport', 'bert_arch_from_pretrained', 'load_bert_weights',
     'load_pretrained_bert', 'convert_openai_clip', 'convert_hf_clip', 'load_clip_state_dict',
     'fit_clip_state_dict', 'load_clip_weights', 'PretrainedCLIP', 'PretrainedBERT',
-    'PretrainedMPLUG2', 'load_mplug2_state_dict', 'DROP_RULES', 'ConversionPlan',
+    'PretrainedMPLUG2', 'DROP_RULES', 'ConversionPlan',
     'OfficialCheckpointError', 'build_target_layout', 'convert_official_state_dict',
     'plan_official_conversion', 'read_official_checkpoint'
 ]

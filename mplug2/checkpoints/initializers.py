@@ -24,19 +24,18 @@ random initialisation happens once, in the constructors; ``init_weights`` only a
 ``init_cfg``.
 """
 from collections.abc import Mapping
-from typing import Dict, Optional
+from typing import Optional
 
-import torch
 from mmengine.logging import print_log
 from mmengine.model.weight_init import update_init_info
 from torch import nn
 
 from mplug2.registry import WEIGHT_INITIALIZERS
-from mplug2.utils.checkpoint import load_checkpoint_file
+from mplug2.utils.checkpoint import load_checkpoint_file, load_mplug2_state_dict
 from .bert import load_pretrained_bert
 from .clip import load_clip_weights
 
-__all__ = ['PretrainedCLIP', 'PretrainedBERT', 'PretrainedMPLUG2', 'load_mplug2_state_dict']
+__all__ = ['PretrainedCLIP', 'PretrainedBERT', 'PretrainedMPLUG2']
 
 
 def _record(module: nn.Module, info: str) -> None:
@@ -120,31 +119,3 @@ class PretrainedMPLUG2:
             source = f'{self.checkpoint} (keys under {self.prefix!r})'
         load_mplug2_state_dict(module, state_dict, strict=self.strict, source=source)
         _record(module, f'PretrainedMPLUG2: load from {source}')
-
-
-def load_mplug2_state_dict(module: nn.Module, state_dict: Dict[str, torch.Tensor], strict: bool = True,
-                           source: str = 'state dict') -> None:
-    """Load ``state_dict`` (this project's key layout) into ``module``.
-
-    Raises:
-        RuntimeError: with ``strict``, if keys are missing, unexpected or of another shape;
-            the message names all of them and ``source``.
-    """
-    own = module.state_dict()
-    missing = sorted(set(own) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(own))
-    mismatched = sorted(f'{key}: checkpoint {tuple(state_dict[key].shape)}, module {tuple(own[key].shape)}'
-                        for key in set(own) & set(state_dict)
-                        if tuple(state_dict[key].shape) != tuple(own[key].shape))
-    problems = [f'{len(keys)} {what}: {keys}' for what, keys in (
-        ('missing key(s)', missing), ('unexpected key(s)', unexpected),
-        ('key(s) with another shape', mismatched)) if keys]
-    name = type(module).__name__
-    if problems and strict:
-        raise RuntimeError(f'{name}: {source} does not fit (strict): ' + '; '.join(problems))
-    loadable = {key: value for key, value in state_dict.items()
-                if key in own and tuple(value.shape) == tuple(own[key].shape)}
-    module.load_state_dict(loadable, strict=False)
-    lines = [f'{name}: loaded {len(loadable)} tensors from {source}.']
-    lines += [f'  {problem}' for problem in problems]
-    print_log('\n'.join(lines), logger='current')

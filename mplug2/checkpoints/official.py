@@ -543,29 +543,18 @@ def _check_decoder_ties(state_dict, plan: ConversionPlan, normalised: Mapping[st
             raise OfficialCheckpointError(f'{dup} differs from {bias}; refusing to drop it as a duplicate')
 
 
-def convert_official_state_dict(state_dict: Mapping[str, Any],
-                                *,
-                                num_text_layers: Optional[int] = None,
-                                num_universal_layers: Optional[int] = None,
-                                num_fusion_layers_total: Optional[int] = None,
-                                num_fusion_layers: Optional[int] = None,
-                                task: str = 'qa',
-                                ignore_keys: Sequence[str] = (),
-                                expected: Optional[Mapping[str, Any]] = None
+def convert_official_state_dict(state_dict: Mapping[str, Any], **options
                                 ) -> Tuple[Dict[str, torch.Tensor], Dict[str, List[str]]]:
     """Convert an official mPLUG-2 state dict to our key layout.
 
-    Arguments as :func:`plan_official_conversion`.
+    ``options``: the keyword arguments of :func:`plan_official_conversion`.
 
     Returns:
         ``(converted, dropped)``: ``converted`` maps our keys to the *same* tensor objects
         as the input (no copy, transpose or cast); ``dropped`` maps each rule name of
         :data:`DROP_RULES` that matched to the sorted source keys it dropped.
     """
-    plan = plan_official_conversion(
-        state_dict, num_text_layers=num_text_layers, num_universal_layers=num_universal_layers,
-        num_fusion_layers_total=num_fusion_layers_total, num_fusion_layers=num_fusion_layers,
-        task=task, ignore_keys=ignore_keys, expected=expected)
+    plan = plan_official_conversion(state_dict, **options)
     return plan.convert(state_dict), plan.dropped
 
 

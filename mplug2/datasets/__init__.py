@@ -4,6 +4,7 @@ from .annotation_io import VIDEO_EXTENSIONS, load_answer_list
 from .base_video_text import BaseVideoTextDataset
 from .errors import AnnotationError, SampleLoadError, VideoLoadError
 from .moving_shapes import generate_moving_shapes
+from .samplers import SeededIndex, SeededSampler, sample_seed
 from .video_caption import VideoCaptionDataset, load_reference_sets
 from .video_qa import VideoQADataset
 from .video_retrieval import VideoRetrievalDataset
@@ -11,5 +12,6 @@ from .video_retrieval import VideoRetrievalDataset
 __all__ = [
     'BaseVideoTextDataset', 'VideoQADataset', 'VideoCaptionDataset', 'VideoRetrievalDataset',
     'AnnotationError', 'SampleLoadError', 'VideoLoadError', 'VIDEO_EXTENSIONS',
-    'load_answer_list', 'load_reference_sets', 'generate_moving_shapes'
+    'load_answer_list', 'load_reference_sets', 'generate_moving_shapes', 'SeededSampler',
+    'SeededIndex', 'sample_seed'
 ]

@@ -2,8 +2,11 @@
 from typing import List
 
 from mplug2.registry import DATASETS
-from .annotation_io import get_str_or_list, load_records
+from .annotation_io import (_read_text, find_repeated_records, get_str_or_list, load_records,
+                            warn_repeated_records)
 from .base_video_text import BaseVideoTextDataset
+from .errors import AnnotationError
+from .transforms.text import pre_caption
 
 __all__ = ['VideoCaptionDataset', 'CAPTION_KEYS', 'load_reference_sets']
 
@@ -27,6 +30,12 @@ class VideoCaptionDataset(BaseVideoTextDataset):
     order); ``gt_caption`` is the list of all its captions, lower-cased (the metric
     tokenises them with the PTB tokenizer, as the official evaluation).
 
+    Untrusted input: an empty or whitespace-only caption, or one that the official cleaning
+    (``pre_caption``) turns into nothing (e.g. ``"?!"``), is an :class:`AnnotationError`
+    naming the file, line and field. Records identical to an earlier one are kept (real
+    MSRVTT annotations repeat captions of a video) and counted in one warning; their
+    locations are in ``repeated_records``.
+
     The split is the file: for MSRVTT the standard captioning test split is the official
     2,990 test videos; the 1k-A retrieval split (1,000 videos) is a different, easier-to-
     compare-with-retrieval subset. See docs/datasets.md and
@@ -34,14 +43,17 @@ class VideoCaptionDataset(BaseVideoTextDataset):
     """
 
     def __init__(self, ann_file, **kwargs) -> None:
+        #: ``(where, where_of_first)`` of the records identical to an earlier one.
+        self.repeated_records: List[tuple] = []
         super().__init__(ann_file=ann_file, **kwargs)
 
     def load_data_list(self) -> List[dict]:
         data_list = []
         by_video = {}
-        for where, record in load_records(self.ann_files):
+        records = load_records(self.ann_files)
+        for where, record in records:
             video_id, video_name = self.parse_video_name(record, where)
-            captions = get_str_or_list(record, CAPTION_KEYS, where)
+            captions = get_str_or_list(record, CAPTION_KEYS, where, clean=pre_caption)
             if not self.test_mode:
                 data_list.extend(
                     dict(video_id=video_id, video_name=video_name,
@@ -52,6 +64,9 @@ class VideoCaptionDataset(BaseVideoTextDataset):
                 by_video[video_id] = dict(video_id=video_id, video_name=video_name,
                                           gt_caption=[c.lower() for c in captions])
                 data_list.append(by_video[video_id])
+        self.repeated_records = find_repeated_records(records)
+        warn_repeated_records(type(self).__name__, self.repeated_records,
+                              'kept (their captions count twice)')
         return data_list
 
 
@@ -66,11 +81,13 @@ def load_reference_sets(path: str, max_words: int = 80) -> List[List[str]]:
     """
     import json
 
-    from .transforms.text import pre_caption
     if path.endswith('.json'):
-        with open(path, encoding='utf-8') as f:
-            data = json.load(f)
-        if isinstance(data, list) and all(isinstance(refs, list) for refs in data):
+        text = _read_text(path)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise AnnotationError(f'{path}:{err.lineno}', f'invalid JSON ({err.msg})') from None
+        if isinstance(data, list) and data and all(isinstance(refs, list) for refs in data):
             return [[pre_caption(ref, max_words) for ref in refs] for refs in data]
     dataset = VideoCaptionDataset(ann_file=path, test_mode=True, serialize_data=False)
     return [[pre_caption(ref, max_words) for ref in dataset.get_data_info(i)['gt_caption']]

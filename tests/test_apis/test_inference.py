@@ -17,7 +17,7 @@ from mplug2.apis import answer_question, build_test_pipeline, caption_video, inf
 from mplug2.datasets.moving_shapes import QUESTIONS, generate_moving_shapes
 from mplug2.registry import MODELS
 from mplug2.utils.checkpoint import load_checkpoint_file
-from tests.conftest import tiny_mplug2, write_vocab
+from tests.conftest import logged_warnings, tiny_mplug2, write_vocab
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SIZE, FRAMES = 32, 4
@@ -162,6 +162,70 @@ def test_wrong_capability_and_bad_arguments(setup, qa_model, captioner):
         answer_question(qa_model, setup['videos'], [QUESTION] * 3)
     with pytest.raises(ValueError, match='non-empty string'):
         answer_question(qa_model, video, '  ')
+
+
+# 'balls' is 2 word pieces in the tiny vocabulary ('ball', '##s'): these 42 words (within
+# CleanQuestion's 50) make 81 tokens with [CLS], more than the 64 rows of the tiny position tables.
+LONG_QUESTION = 'what color is the ' + ' '.join(['balls'] * 38) + '?'
+
+
+def test_question_longer_than_the_position_table_is_truncated_with_a_warning(setup):
+    model = init_model(setup['qa_config'], setup['qa_ckpt'])  # its own warning counters
+    assert model.text_encoder.config.max_position_embeddings == 64
+    with logged_warnings() as warnings:
+        answer = answer_question(model, setup['videos'][0], LONG_QUESTION)  # was an IndexError
+    assert isinstance(answer, str)
+    assert len(warnings) == 1
+    assert '1 of 1 texts had more than 64 tokens' in warnings[0]
+    assert 'the longest 81' in warnings[0] and '17 tokens dropped' in warnings[0]
+    assert "text_encoder's position table (max_position_embeddings) has 64 positions" in warnings[0]
+    # Cut to 64 tokens: the answer is that of the question's first 63 word pieces.
+    truncated = ' '.join(LONG_QUESTION.split()[:4] + ['balls'] * 29) + ' ball'
+    assert len(model.tokenizer(truncated)['input_ids'][0]) == 64
+    assert answer_question(model, setup['videos'][0], truncated) == answer
+
+    # 60 words: CleanQuestion's word cut (50) is reported too, then the token cut (counted).
+    with logged_warnings() as warnings:
+        answer = answer_question(model, setup['videos'], [' '.join(['balls'] * 60), QUESTION])
+    assert len(answer) == 2
+    assert any("CleanQuestion: 'question' has 60 words, more than max_words=50" in message
+               for message in warnings)
+
+
+def test_every_tokenization_fits_the_position_table(qa_model):
+    """Training too: a max_length above the position table is capped to it, with a warning."""
+    with logged_warnings() as warnings:
+        tokens = qa_model.tokenize([LONG_QUESTION, QUESTION], 200)
+    assert tokens['input_ids'].shape == (2, 64) and tokens['attention_mask'][1].sum() < 64
+    assert len(warnings) == 1 and 'max_length=200 is more than the 64 positions' in warnings[0]
+    memory, _ = qa_model.encode_memory(torch.zeros(1, 3, FRAMES, SIZE, SIZE), [LONG_QUESTION],
+                                       training=True)
+    assert memory.shape[0] == 1
+
+
+def test_normal_question_gives_no_warning(setup, qa_model):
+    with logged_warnings() as warnings:
+        answer_question(qa_model, setup['videos'], [QUESTION, QUESTIONS['shape']])
+    assert warnings == []
+
+
+def test_bad_questions_are_refused_with_clear_errors(setup, qa_model):
+    video, videos = setup['videos'][0], setup['videos']
+    with pytest.raises(TypeError, match=r'a question must be a string .*got int'):
+        answer_question(qa_model, video, 3)
+    with pytest.raises(TypeError, match=r'a question must be a string, got int \(question 2 of 2\)'):
+        answer_question(qa_model, videos, [QUESTION, 3])
+    with pytest.raises(TypeError, match='a question must be a string, got bytes'):
+        answer_question(qa_model, video, [b'what color'])
+    for question in ('?!', '...', ' ? ! '):
+        with pytest.raises(ValueError, match=re.escape(f'the question {question!r} is empty')):
+            answer_question(qa_model, video, question)
+    with pytest.raises(ValueError, match=r"the question '\?!' is empty.*question 1 of 2"):
+        answer_question(qa_model, videos, ['?!', QUESTION])
+    # The pipeline's CleanQuestion refuses it too (e.g. when called without the API's checks).
+    pipeline = build_test_pipeline(qa_model.cfg, qa_model)
+    with pytest.raises(ValueError, match=r"CleanQuestion: the question '\.\.\.' is empty"):
+        pipeline(dict(filename=video, question='...'))
 
 
 def test_checkpoint_loading_is_strict(setup, tmp_path):

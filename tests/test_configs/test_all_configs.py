@@ -190,7 +190,7 @@ def test_task_config_values(name):
     assert cfg.test_dataloader.dataset.type == DATASET_TYPES[task]
     assert cfg.test_dataloader.dataset.data_root == data_root
     assert cfg.test_dataloader.sampler.shuffle is False
-    hooks = [dict(type='mplug2.BadSampleReportHook')]
+    hooks = [dict(type='mplug2.BadSampleReportHook'), dict(type='mplug2.NonFiniteLossHook')]
     if task == RETRIEVAL and kind == 'train':  # the distillation weight ramps up
         hooks.append(dict(type='DistillAlphaWarmupHook', warmup_iters=ALPHA_WARMUP_ITERS[name]))
     assert cfg.custom_hooks == hooks

@@ -1,6 +1,9 @@
 import json
+import re
+import uuid
 
 import pytest
+from mmengine.logging import MMLogger
 
 import mplug2  # noqa: F401
 from mplug2.datasets import (AnnotationError, VideoCaptionDataset, VideoQADataset,
@@ -171,3 +174,208 @@ def test_data_root_joins_relative_paths(tmp_path):
     assert ds.get_data_info(0)['filename'] == str(tmp_path / 'videos' / 'v1.mp4')
     with pytest.raises(ValueError, match='on_error'):
         VideoQADataset('ann/qa.jsonl', data_root=str(tmp_path), on_error='ignore')
+
+
+# ---------------------------------------------------------------- untrusted annotation files
+DATASET_CLASSES = (VideoQADataset, VideoCaptionDataset, VideoRetrievalDataset)
+GOOD_RECORD = dict(video_id='v1', question='what?', answer='a', caption='a cat')
+
+
+@pytest.mark.parametrize('content, line, reason', [
+    (b'', 1, 'the file is empty (0 bytes)'),
+    (b'\n  \n\t\n', 1, 'the file holds only 3 blank lines'),
+    (b'[]', 1, 'the JSON list is empty'),
+    (b'\n\n[ ]\n', 3, 'the JSON list is empty'),
+])
+@pytest.mark.parametrize('ext', ['.json', '.jsonl'])
+@pytest.mark.parametrize('cls', DATASET_CLASSES)
+def test_empty_annotation_file_names_file_and_line(tmp_path, cls, ext, content, line, reason):
+    """Not mmengine's 'need at least one array to concatenate' from deep inside BaseDataset."""
+    path = tmp_path / f'empty{ext}'
+    path.write_bytes(content)
+    if ext == '.jsonl' and content.strip():  # '[]' on a jsonl line: a list, not an object
+        line, reason = content.count(b'\n', 0, content.index(b'[')) + 1, \
+            'expected a JSON object, got list'
+    with pytest.raises(AnnotationError, match=re.escape(f'{path}:{line}: ') + r'(no records: )?'
+                       + re.escape(reason)):
+        cls(str(path), test_mode=cls is not VideoQADataset)
+    # an empty file among good ones is named too
+    good = _jsonl(tmp_path / 'good.jsonl', [GOOD_RECORD])
+    with pytest.raises(AnnotationError, match=re.escape(f'{path}:{line}: ')):
+        cls([good, str(path)])
+
+
+def test_empty_answer_list_file(tmp_path):
+    for name, content in [('a.txt', '\n \n'), ('a.json', '{}'), ('b.json', ''), ('a.jsonl', '')]:
+        (tmp_path / name).write_text(content)
+        with pytest.raises(AnnotationError, match=re.escape(f'{tmp_path / name}:1: no answers')
+                           if name != 'a.jsonl' else re.escape(f'{tmp_path / name}:1: no records')):
+            load_answer_list(str(tmp_path / name))
+
+
+def _bad_utf8(path, lines, bad_line):
+    """Write ``lines`` (str) with a latin-1 byte in line ``bad_line`` (1-based); returns the
+    byte's column in its line and its offset in the file."""
+    data = [line.encode('utf-8') for line in lines]
+    data[bad_line - 1] = lines[bad_line - 1].encode('latin-1')
+    column = data[bad_line - 1].index(b'\xe9')
+    offset = sum(len(d) + 1 for d in data[:bad_line - 1]) + column
+    path.write_bytes(b'\n'.join(data) + b'\n')
+    return column, offset
+
+
+@pytest.mark.parametrize('cls, name, lines, bad_line', [
+    (VideoQADataset, 'qa.jsonl', [
+        json.dumps(dict(video_id='v1', question='what?', answer='a')),
+        '',
+        json.dumps(dict(video_id='v2', question='ou?', answer='café'), ensure_ascii=False),
+    ], 3),
+    (VideoCaptionDataset, 'cap.json', [
+        '[', json.dumps(dict(video_id='v1', caption='a cat')) + ',',
+        json.dumps(dict(video_id='v2', caption='a café'), ensure_ascii=False), ']'
+    ], 3),
+    (VideoRetrievalDataset, 'ret.jsonl', [
+        json.dumps(dict(clip_name='vidé', caption='x'), ensure_ascii=False),
+        json.dumps(dict(clip_name='v2', caption='y'))
+    ], 1),
+])
+def test_non_utf8_file_names_line_and_byte(tmp_path, cls, name, lines, bad_line):
+    column, offset = _bad_utf8(tmp_path / name, lines, bad_line)
+    with pytest.raises(AnnotationError, match=re.escape(
+            f'{tmp_path / name}:{bad_line}: not valid UTF-8: byte 0xe9 at byte {column} of the '
+            f'line (byte {offset} of the file')):
+        cls(str(tmp_path / name))
+
+
+def test_utf8_text_is_read_with_its_lines(tmp_path):
+    """A BOM is dropped; U+2028 inside a JSON string neither splits the line nor shifts the
+    line numbers of later errors; the answer list gets the same UTF-8 check."""
+    path = tmp_path / 'cap.jsonl'
+    first = json.dumps(dict(video_id='v1', caption='a\u2028b caf\u00e9'), ensure_ascii=False)
+    path.write_bytes(b'\xef\xbb\xbf' + (first + '\n').encode('utf-8') + b'{"video_id": "v2"}\n')
+    with pytest.raises(AnnotationError, match=re.escape(f'{path}:2: missing field')):
+        VideoCaptionDataset(str(path))
+    path.write_bytes(path.read_bytes().rsplit(b'\n', 2)[0] + b'\n')
+    assert VideoCaptionDataset(str(path)).get_data_info(0)['gt_caption'] == 'a\u2028b caf\u00e9'
+    answers = tmp_path / 'answers.txt'
+    answers.write_bytes(b'yes\nno\ncaf\xe9\n')
+    with pytest.raises(AnnotationError, match=re.escape(
+            f'{answers}:3: not valid UTF-8: byte 0xe9 at byte 3 of the line (byte 10 of')):
+        load_answer_list(str(answers))
+
+
+@pytest.mark.parametrize('record, message', [
+    (dict(answer=''), "field 'answer' must be a non-empty string, got ''"),
+    (dict(answer=' \t'), "field 'answer' must be a non-empty string, got ' \\t'"),
+    (dict(answer=['cook', '  ']), "field 'answer[1]' must be a non-empty string, got '  '"),
+    (dict(answers=[]), "field 'answers' must be a string or a non-empty list of strings"),
+    (dict(answer='a', question='?!'),
+     "field 'question' is empty after the official text cleaning (pre_question('?!') gives ''"),
+    (dict(answer='a', question=' ... '), "field 'question' is empty after the official text"),
+])
+def test_empty_answer_or_question(tmp_path, record, message):
+    ann = _jsonl(tmp_path / 'qa.jsonl', [dict(video_id='v0', question='q?', answer='x'),
+                                         dict(dict(video_id='v1', question='q?'), **record)])
+    with pytest.raises(AnnotationError, match=re.escape(f'{ann}:2: {message}')):
+        VideoQADataset(ann)
+
+
+@pytest.mark.parametrize('cls', [VideoCaptionDataset, VideoRetrievalDataset])
+@pytest.mark.parametrize('test_mode', [False, True])
+@pytest.mark.parametrize('record, message', [
+    (dict(caption=''), "field 'caption' must be a non-empty string, got ''"),
+    (dict(caption='   '), "field 'caption' must be a non-empty string, got '   '"),
+    (dict(golden_captions=['a dog', '\n']),
+     "field 'golden_captions[1]' must be a non-empty string, got '\\n'"),
+    (dict(sentence='?!'),
+     "field 'sentence' is empty after the official text cleaning (pre_caption('?!') gives ''"),
+    (dict(caption=['ok', '-- ...']), "field 'caption[1]' is empty after the official text"),
+])
+def test_empty_caption_names_file_line_and_field(tmp_path, cls, test_mode, record, message):
+    ann = tmp_path / 'cap.json'
+    ann.write_text(json.dumps([dict(video='v0.mp4', caption='a cat'),
+                               dict(dict(video='v1.mp4'), **record)]))
+    with pytest.raises(AnnotationError, match=re.escape(f'{ann}[1]: {message}')):
+        cls(str(ann), test_mode=test_mode)
+
+
+def test_paragraph_checks_the_joined_text(tmp_path):
+    ann = _jsonl(tmp_path / 'didemo.jsonl', [dict(video='v1.mp4', caption=['A girl.', '?']),
+                                             dict(video='v2.mp4', caption=['...', '!'])])
+    with pytest.raises(AnnotationError, match=re.escape(
+            f"{ann}:2: field 'caption (the joined paragraph)' is empty after the official")):
+        VideoRetrievalDataset(ann, is_paragraph=True)
+    ann = _jsonl(tmp_path / 'didemo.jsonl', [dict(video='v1.mp4', caption=['A girl.', '?'])])
+    assert VideoRetrievalDataset(ann, is_paragraph=True).texts == ['A girl. ?']
+
+
+def test_duplicate_question_id_names_both_places(tmp_path):
+    ann = tmp_path / 'qa.json'
+    ann.write_text(json.dumps([dict(question_id=7, video='v1.mp4', question='what?', answer='a'),
+                               dict(question_id=8, video='v1.mp4', question='who?', answer='b'),
+                               dict(question_id=7, video='v2.mp4', question='how?', answer='c')]))
+    with pytest.raises(AnnotationError, match=re.escape(
+            f'{ann}[2]: duplicate question_id 7: already used at {ann}[0]')):
+        VideoQADataset(str(ann), test_mode=True)
+    # across files, and 7 == '7' (one key of a JSON result file)
+    a = _jsonl(tmp_path / 'a.jsonl', [dict(video_id='v', question='q', answer='a', question_id=1),
+                                      dict(video_id='v', question='p', answer='a', question_id=7)])
+    b = _jsonl(tmp_path / 'b.jsonl',
+               [dict(video_id='w', question='q', answer='a', question_id='7')])
+    with pytest.raises(AnnotationError, match=re.escape(
+            f"{b}:1: duplicate question_id '7': already used at {a}:2")):
+        VideoQADataset([a, b])
+    # an explicit id colliding with a default one (the record's position)
+    c = _jsonl(tmp_path / 'c.jsonl', [dict(video_id='v', question='q', answer='a', question_id=1),
+                                      dict(video_id='v', question='p', answer='a')])
+    with pytest.raises(AnnotationError, match=re.escape(
+            f'{c}:2: duplicate question_id 1 (by default: the record position): already used at '
+            f'{c}:1;')):
+        VideoQADataset(c)
+    # identical records with an id are the same collision
+    d = _jsonl(tmp_path / 'd.jsonl',
+               [dict(video_id='v', question='q', answer='a', question_id=3)] * 2)
+    with pytest.raises(AnnotationError, match=re.escape(f'{d}:2: duplicate question_id 3: '
+                                                        f'already used at {d}:1')):
+        VideoQADataset(d)
+    e = _jsonl(tmp_path / 'e.jsonl',
+               [dict(video_id='v', question='q', answer='a', question_id=[1])])
+    with pytest.raises(AnnotationError, match=re.escape(f"{e}:1: field 'question_id' must be")):
+        VideoQADataset(e)
+
+
+def _fresh_logger():
+    """A logger made current now, so that it writes to the stdout capsys captures."""
+    return MMLogger.get_instance(f'test_annotations_{uuid.uuid4().hex}')
+
+
+def test_repeated_identical_records_are_counted_in_a_warning(tmp_path, capsys):
+    _fresh_logger()
+    rec = dict(video_id='video1', caption='a man cooks')
+    same = '{"caption": "a man cooks",   "video_id": "video1"}'  # other key order and spacing
+    ann = _jsonl(tmp_path / 'cap.jsonl', [rec, dict(video_id='video1', caption='food'), same])
+    more = _jsonl(tmp_path / 'more.jsonl', [rec])
+    train = VideoCaptionDataset([ann, more])
+    assert len(train) == 4  # kept
+    assert train.repeated_records == [(f'{ann}:3', f'{ann}:1'), (f'{more}:1', f'{ann}:1')]
+    logged = capsys.readouterr().out
+    assert (f'WARNING - VideoCaptionDataset: 2 annotation record(s) identical to an earlier one, '
+            f'kept (their captions count twice) ({ann}:3 repeats {ann}:1; {more}:1 repeats '
+            f'{ann}:1)') in logged
+    test = VideoCaptionDataset(ann, test_mode=True)
+    assert test.get_data_info(0)['gt_caption'] == ['a man cooks', 'food', 'a man cooks']
+
+    ret = VideoRetrievalDataset(ann, test_mode=True)
+    assert ret.repeated_records == [(f'{ann}:3', f'{ann}:1')] and ret.num_texts == 3
+    assert 'VideoRetrievalDataset: 1 annotation record(s) identical' in capsys.readouterr().out
+
+    # QA without question ids: identical questions are kept (auto-generated QA repeats them)
+    qa = _jsonl(tmp_path / 'qa.jsonl', [dict(video_id='v', question='q?', answer='a')] * 2
+                + [dict(video_id='v', question='q?', answer='b')])
+    ds = VideoQADataset(qa)
+    assert len(ds) == 3 and ds.repeated_records == [(f'{qa}:2', f'{qa}:1')]
+    assert [ds.get_data_info(i)['question_id'] for i in range(3)] == [0, 1, 2]
+    assert 'VideoQADataset: 1 annotation record(s) identical' in capsys.readouterr().out
+    # no repeats: no warning
+    assert VideoCaptionDataset(more).repeated_records == []
+    assert 'identical' not in capsys.readouterr().out

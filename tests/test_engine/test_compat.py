@@ -97,3 +97,96 @@ def test_applied_workarounds_are_reported():
     assert any(name.startswith('transformers-modeling_utils') for name in compat.APPLIED)
     assert 'mmengine-safe-checkpoint-loader' in compat.APPLIED
     assert isinstance(mplug2.__version__, str)
+
+
+def test_every_mmengine_checkpoint_scheme_is_weights_only():
+    """Every scheme mmengine's CheckpointLoader accepts (local, http(s), torchvision, open-mmlab,
+    mmcls, pavi, s3/petrel) is served by a loader of mplug2.utils.checkpoint."""
+    import mmengine.runner.checkpoint as mmengine_checkpoint
+
+    from mplug2.utils import checkpoint as safe
+    schemes = mmengine_checkpoint.CheckpointLoader._schemes
+    assert {'', 'http://', 'https://', 'torchvision://', 'modelzoo://', 'open-mmlab://', 'openmmlab://',
+            'mmcls://', 'pavi://'} <= set(schemes)
+    for prefix, loader in schemes.items():
+        assert loader.__module__ == safe.__name__, (prefix, loader)
+    for name in ('load_from_local', 'load_from_http', 'load_from_torchvision', 'load_from_openmmlab',
+                 'load_from_mmcls', 'load_from_pavi', 'load_from_ceph'):
+        assert getattr(mmengine_checkpoint, name).__module__ == safe.__name__, name
+
+
+def test_checkpoint_scheme_registered_later_is_refused(tmp_path):
+    """A loader that mplug2 did not install (another package's scheme) is refused, not called."""
+    import torch
+    from mmengine.runner.checkpoint import CheckpointLoader, load_checkpoint
+
+    from mplug2.utils.checkpoint import UnsafeCheckpointError
+    called = []
+
+    def load_from_unsafe(filename, map_location=None):
+        called.append(filename)
+        return torch.load(filename, weights_only=False)
+
+    CheckpointLoader.register_scheme(prefixes='unsafe-test://', loader=load_from_unsafe)
+    try:
+        with pytest.raises(UnsafeCheckpointError, match=r"'unsafe-test://x.pth'.*load_from_unsafe"):
+            load_checkpoint(torch.nn.Linear(1, 1), 'unsafe-test://x.pth')
+    finally:
+        CheckpointLoader._schemes.pop('unsafe-test://', None)
+    assert called == []
+
+
+# ----------------------------------------------------------------------------- process-group timeout
+def _runtime_cfg(**options):
+    import os
+
+    from mmengine.config import Config
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    cfg = Config.fromfile(os.path.join(root, 'tests', 'data', 'configs', 'toy_regression.py'))
+    cfg.merge_from_dict(options)
+    return cfg
+
+
+def test_default_runtime_sets_a_process_group_timeout():
+    assert _runtime_cfg().env_cfg.dist_cfg.timeout == 600
+
+
+@pytest.mark.parametrize('options, seconds', [({}, 600), ({'env_cfg.dist_cfg.timeout': 42}, 42)])
+def test_timeout_reaches_init_process_group_on_cpu(monkeypatch, options, seconds):
+    """tools/train.py and tools/test.py on CPU start the gloo group themselves, with the config's timeout."""
+    import datetime
+
+    import torch
+    import torch.distributed as dist
+    calls = []
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    monkeypatch.setattr(dist, 'is_initialized', lambda: False)
+    monkeypatch.setattr(dist, 'init_process_group', lambda **kwargs: calls.append(kwargs))
+    cfg = _runtime_cfg(**options)
+    assert compat.prepare_distributed_on_cpu(cfg, 'pytorch') is True
+    assert calls == [dict(backend='gloo', timeout=datetime.timedelta(seconds=seconds))]
+
+
+def test_timeout_reaches_init_process_group_with_gpus(monkeypatch):
+    """With GPUs the Runner calls mmengine's init_dist(launcher, **env_cfg.dist_cfg): seconds -> timedelta."""
+    import datetime
+
+    import mmengine.dist.utils as dist_utils
+    import torch
+    calls = []
+    monkeypatch.setenv('RANK', '0')
+    monkeypatch.setenv('LOCAL_RANK', '0')
+    monkeypatch.setattr(dist_utils.mp, 'get_start_method', lambda allow_none=False: 'fork')
+    monkeypatch.setattr(torch.cuda, 'set_device', lambda device: None)
+    monkeypatch.setattr(dist_utils.torch_dist, 'init_process_group', lambda **kwargs: calls.append(kwargs))
+    for name in ('is_mlu_available', 'is_npu_available', 'is_musa_available'):
+        monkeypatch.setattr(dist_utils, name, lambda: False)
+    dist_utils.init_dist('pytorch', **_runtime_cfg().env_cfg.dist_cfg)
+    assert calls == [dict(backend='nccl', timeout=datetime.timedelta(seconds=600))]
+
+
+def test_timeout_must_be_seconds():
+    from mmengine.config import Config
+    assert compat.dist_timeout(Config(dict())) is None
+    with pytest.raises(TypeError, match='seconds'):
+        compat.dist_timeout(Config(dict(env_cfg=dict(dist_cfg=dict(timeout='10m')))))

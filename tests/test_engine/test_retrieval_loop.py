@@ -24,10 +24,11 @@ class ToyRetrievalDataset(Dataset):
         test_mode: False gives the training layout: one sample per text (``text`` a str).
     """
 
-    def __init__(self, texts, scores=None, test_mode=True):
+    def __init__(self, texts, scores=None, test_mode=True, missing=()):
         self.video_texts = texts
         self.scores = scores
         self.test_mode = test_mode
+        self.missing = set(missing)  # test mode: placeholders of bad videos (blank, missing)
         self.txt2vid, self.text_ids, start = [], [], 0
         for video, video_texts in enumerate(texts):
             self.text_ids.append(list(range(start, start + len(video_texts))))
@@ -49,6 +50,10 @@ class ToyRetrievalDataset(Dataset):
         sample = DataSample(metainfo=dict(video_idx=index, sample_idx=index))
         sample.text = self.video_texts[index]
         sample.text_id = self.text_ids[index]
+        if index in self.missing:
+            video = torch.zeros_like(video)
+            sample.set_metainfo(dict(missing=True))
+            sample.skipped_samples = [dict(index=index, filename=f'v{index}.mp4', reason='corrupt')]
         if self.scores is not None:
             sample.scores = [self.scores[t] for t in self.text_ids[index]]
         return dict(inputs=video, data_samples=sample)
@@ -201,3 +206,157 @@ def test_shared_metric_on_hand_made_ranks():
     ranks = retrieval_ranks(sim, [0, 1, 2])
     assert ranks.tolist() == [0, 1, 0]
     assert ranks_to_metrics(ranks)['R1'] == pytest.approx(200 / 3)
+
+
+# ------------------------------------------------------------------ bad videos, on_error='skip'
+@MODELS.register_module(force=True)
+class OracleRetriever(BaseModel):
+    """A perfect retriever: video ``v`` is the one-hot of its ``video_idx``, a text the one-hot
+    of its video (``txt2vid`` by ``text_id``). It would match a missing video too (the
+    placeholder keeps ``video_idx``): only the loop can rank it last."""
+
+    def __init__(self, txt2vid, data_preprocessor=None):
+        super().__init__(data_preprocessor=data_preprocessor)
+        self.txt2vid = list(txt2vid)
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+        self.seen = []  # (video_idx, missing, blank: every channel constant (normalised zeros))
+
+    def forward(self, inputs, data_samples=None, mode='tensor'):
+        num_videos = max(self.txt2vid) + 1
+        for video, sample in zip(inputs, data_samples):
+            self.seen.append((sample.video_idx, bool(sample.get('missing', False)),
+                              bool((video.flatten(1).std(1) == 0).all())))
+        text_ids = [t for s in data_samples for t in s.text_id]
+        return dict(
+            visual_feat=torch.eye(num_videos)[[s.video_idx for s in data_samples]],
+            text_feat=torch.eye(num_videos)[[self.txt2vid[t] for t in text_ids]],
+            text_sample=torch.tensor([i for i, s in enumerate(data_samples) for _ in s.text_id]))
+
+    def predict_all(self, video_feats, text_feats, video_ids=None, reduce=None):
+        sim = text_feats['text_feat'] @ video_feats['visual_feat'].t()
+        return dict(sim_t2v=sim, sim_v2t=sim.t().contiguous())
+
+
+@pytest.fixture
+def retrieval_with_bad_video(tmp_path):
+    """4 videos, 8 texts: video 1 (texts 2, 3, 4) is a corrupt file."""
+    import json
+    import shutil
+
+    from mplug2.datasets.moving_shapes import generate_moving_shapes
+    shapes = tmp_path / 'shapes'
+    generate_moving_shapes(str(shapes), num_train=4, num_test=1, num_frames=4, size=32, seed=0)
+    videos = tmp_path / 'videos'
+    videos.mkdir()
+    for i in (0, 2, 3):
+        shutil.copy(shapes / 'videos' / f'shapes_train_0000{i}.mp4', videos)
+    (videos / 'shapes_train_00001.mp4').write_bytes(b'\x00' * 2048)
+    captions = [['A red circle.', 'The circle moves'], ['A BLUE square!', 'a square', 'blue'],
+                ['a triangle'], ['a dog', 'a man runs']]
+    ann = tmp_path / 'retrieval.jsonl'
+    ann.write_text(''.join(json.dumps(dict(clip_name=f'shapes_train_0000{v}', caption=c)) + '\n'
+                           for v, c in enumerate(captions)))
+    return str(ann), str(videos)
+
+
+def _retrieval_dataset(ann, videos):
+    return dict(type='VideoRetrievalDataset', ann_file=ann, data_prefix=dict(video=videos),
+                test_mode=True, on_error='skip',
+                pipeline=[dict(type='CleanCaption', max_words=30),
+                          dict(type='LoadVideoFrames', num_frames=2, test_mode=True),
+                          dict(type='PackMultimodalInputs')])
+
+
+def test_dataset_placeholder_keeps_the_video_texts_and_ids(retrieval_with_bad_video):
+    from mplug2.datasets import VideoRetrievalDataset
+    ann, videos = retrieval_with_bad_video
+    cfg = _retrieval_dataset(ann, videos)
+    cfg.pop('type')
+    dataset = VideoRetrievalDataset(**cfg)
+    data = dataset[1]
+    sample = data['data_samples']
+    assert sample.missing and sample.video_idx == 1 and sample.sample_idx == 1
+    assert sample.text_id == [2, 3, 4]
+    assert sample.text == ['a blue square', 'a square', 'blue']  # cleaned as the others
+    assert data['inputs'].shape == dataset[2]['inputs'].shape and not data['inputs'].any()
+
+
+@pytest.mark.parametrize('batch_size', [1, 3])
+def test_bad_video_in_skip_mode_is_ranked_last(tmp_path, retrieval_with_bad_video, batch_size):
+    ann, videos = retrieval_with_bad_video
+    txt2vid = [0, 0, 1, 1, 1, 2, 3, 3]
+    runner = Runner(
+        model=dict(type='OracleRetriever', txt2vid=txt2vid,
+                   data_preprocessor=dict(type='MPLUG2DataPreprocessor')),
+        work_dir=str(tmp_path / 'work'), experiment_name=f'retrieval_bad_{tmp_path.name}',
+        test_dataloader=dict(dataset=_retrieval_dataset(ann, videos), batch_size=batch_size,
+                             num_workers=0, sampler=dict(type='DefaultSampler', shuffle=False)),
+        test_evaluator=dict(type='RetrievalMetric'), test_cfg=dict(type='MPLUG2RetrievalTestLoop'),
+        custom_hooks=[dict(type='BadSampleReportHook')], default_scope='mplug2')
+    metrics = runner.test()
+    seen = sorted(runner.model.seen)  # the placeholder: its own video_idx, blank frames
+    assert seen == [(0, False, False), (1, True, True), (2, False, False), (3, False, False)]
+    # 8 texts: the 3 of the missing video find it last (rank 4 of 4), the others first
+    assert metrics['retrieval/t2v_R1'] == pytest.approx(100 * 5 / 8)
+    assert metrics['retrieval/t2v_R5'] == 100
+    assert metrics['retrieval/t2v_MeanR'] == pytest.approx((5 * 1 + 3 * 4) / 8)
+    # the missing video finds its own texts last: the best at rank 6 of 8
+    assert metrics['retrieval/v2t_R1'] == 75 and metrics['retrieval/v2t_R5'] == 75
+    assert metrics['retrieval/v2t_MeanR'] == pytest.approx((1 + 1 + 1 + 6) / 4)
+    assert metrics['retrieval/missing_videos'] == 1
+    assert runner.message_hub.get_info('bad_samples/test_epoch') == 1
+    log = next((tmp_path / 'work').rglob('*.log')).read_text()
+    assert 'BadSampleReportHook: 1 bad sample(s) skipped during test' in log
+    assert 'shapes_train_00001.mp4 (x1)' in log
+
+
+def test_tiny_mplug2_retriever_with_a_missing_video(tmp_path):
+    """The real model: the missing video is left out of the ITM re-ranking and ranked last."""
+    vocab = write_vocab(tmp_path / 'vocab.txt')
+    model = tiny_mplug2('MPLUG2Retriever', vocab, text_decoder=None,
+                        itc_head=dict(type='ITCHead', queue_size=0), k_test=2,
+                        data_preprocessor=dict(type='MPLUG2DataPreprocessor'))
+    texts = [['a red circle', 'the red circle moving'], ['a blue square'], ['a green triangle'],
+             ['a yellow circle', 'a dog'], ['a man runs']]
+    torch.manual_seed(0)
+    metrics = _runner(tmp_path, model, dict(type='ToyRetrievalDataset', texts=texts, missing=[1]),
+                      batch_size=2).test()
+    assert metrics['retrieval/missing_videos'] == 1
+    # the text of video 1 finds it last (rank 5): it is never in the top 1
+    assert metrics['retrieval/t2v_R1'] <= 100 * 6 / 7
+    assert metrics['retrieval/v2t_R1'] <= 80 and metrics['retrieval/v2t_R5'] <= 80
+
+
+def test_rank_missing_last_and_the_metric():
+    sim_t2v = torch.tensor([[0.9, 0.1], [0.2, 0.6], [0.2, 0.7]])  # texts x present videos 0, 2
+    sim_v2t = sim_t2v.t()
+    txt2vid = [0, 1, 2]  # video 1 (text 1) is missing
+    full_t2v, full_v2t = _RetrievalLoopMixin.rank_missing_last(sim_t2v, sim_v2t, [0, 2],
+                                                              txt2vid, 3)
+    assert full_t2v[:, 1].tolist() == [float('-inf')] * 3
+    assert full_t2v[:, [0, 2]].tolist() == sim_t2v.tolist()
+    assert full_v2t[1].tolist() == [0, float('-inf'), 0]
+    from mplug2.evaluation import RetrievalMetric
+    metric = RetrievalMetric()
+    metric.process(None, [dict(sim_t2v=full_t2v, sim_v2t=full_v2t, txt2vid=txt2vid,
+                               missing_videos=[1])])
+    result = metric.compute_metrics(metric.results)
+    assert result['missing_videos'] == 1
+    assert result['t2v_R1'] == pytest.approx(100 * 2 / 3)  # text 1 finds video 1 last
+    assert result['v2t_R1'] == pytest.approx(100 * 2 / 3)  # video 1 finds text 1 last
+    # the metric ranks a missing video last by itself too (scores that favour it)
+    metric = RetrievalMetric()
+    metric.process(None, [dict(sim_t2v=torch.eye(3), txt2vid=txt2vid, missing_videos=[1])])
+    result = metric.compute_metrics(metric.results)
+    assert result['t2v_R1'] == pytest.approx(100 * 2 / 3)
+    assert result['t2v_MeanR'] == pytest.approx(5 / 3)
+
+
+def test_a_replacement_sample_is_refused_with_the_reason():
+    sample = DataSample(metainfo=dict(sample_idx=3))
+    sample.text, sample.text_id = ['x'], [5]
+    sample.skipped_samples = [dict(index=2, filename='v2.mp4', reason='corrupt')]
+    feats = dict(visual_feat=torch.zeros(1, 2), text_feat=torch.zeros(1, 2),
+                 text_sample=torch.zeros(1, dtype=torch.long))
+    with pytest.raises(ValueError, match="another video's texts and text_id.*test_mode=True"):
+        _RetrievalLoopMixin.split_records(feats, [sample])

@@ -7,6 +7,7 @@ import torch
 from mplug2.datasets.transforms.text import pre_caption, pre_question
 from mplug2.models.text.tokenizer import MPLUG2Tokenizer
 from mplug2.registry import TOKENIZERS
+from tests.conftest import logged_warnings
 
 VOCAB = [
     '[PAD]', '[unused0]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', 'a', 'video',
@@ -137,6 +138,52 @@ class TestTokenizer:
             MPLUG2Tokenizer('bert-large-uncased')
         with pytest.raises(FileNotFoundError, match='vocab.txt'):
             MPLUG2Tokenizer(str(tmp_path))  # directory without vocab.txt
+
+
+class TestPositionLimit:
+    """``position_limit``: a hard cap (the rows of a position table), reported when it cuts."""
+
+    TEXT = 'the dog is running'  # [CLS] the dog is run ##ning: 6 tokens
+
+    def test_cut_with_a_warning_counting_the_dropped_tokens(self, tok):
+        with logged_warnings() as warnings:
+            out = tok([self.TEXT, 'yes', 'a man cooking'], position_limit=4,
+                      limit_source='the test table')
+        assert out['input_ids'].tolist() == [
+            ids('[CLS]', 'the', 'dog', 'is'), ids('[CLS]', 'yes') + [PAD] * 2,
+            ids('[CLS]', 'a', 'man', 'cook')]
+        assert out['attention_mask'].tolist() == [[1] * 4, [1, 1, 0, 0], [1] * 4]
+        assert len(warnings) == 1
+        message = warnings[0]
+        assert '2 of 3 texts had more than 4 tokens' in message
+        assert 'the longest 6' in message and '3 tokens dropped' in message
+        assert 'no max_length was asked for, but the test table has 4 positions' in message
+
+    def test_cap_wins_over_max_length_truncation_and_padding(self, tok):
+        with logged_warnings() as warnings:
+            assert tok(self.TEXT, max_length=10, position_limit=4)['input_ids'].shape == (1, 4)
+            assert tok(self.TEXT, max_length=3, truncation=False,
+                       position_limit=4)['input_ids'].shape == (1, 3)
+            assert tok('yes', max_length=10, padding='max_length',
+                       position_limit=4)['input_ids'].tolist() == [ids('[CLS]', 'yes') + [PAD] * 2]
+        assert len(warnings) == 2  # max_length=10 and truncation=False: two causes
+        assert 'max_length=10 is more than the 4 positions of the position table' in warnings[0]
+
+    def test_no_warning_within_the_limit(self, tok):
+        with logged_warnings() as warnings:
+            out = tok([self.TEXT, 'yes'], position_limit=6)
+            assert tok(self.TEXT, max_length=3, position_limit=4)['input_ids'].shape == (1, 3)
+        assert out['input_ids'].shape == (2, 6)
+        assert warnings == []
+
+    def test_reports_are_counted_not_repeated(self, tok):
+        with logged_warnings() as warnings:
+            for _ in range(12):
+                tok(self.TEXT, position_limit=5)
+        assert len(warnings) == 2  # the 1st and the 10th time
+        assert 'this happened 10 times so far: 10 texts cut, 10 tokens dropped' in warnings[1]
+        with pytest.raises(ValueError, match='position_limit'):
+            tok('yes', position_limit=0)
 
 
 class TestTextProcessing:

@@ -22,9 +22,10 @@ def _env():
     return env
 
 
-def _run(args, timeout=300):
-    result = subprocess.run(args, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+def _run(args, timeout=300, returncode=0, env=None):
+    result = subprocess.run(args, cwd=ROOT, env=env or _env(), capture_output=True, text=True, timeout=timeout)
+    if returncode is not None:
+        assert result.returncode == returncode, result.stdout[-3000:] + result.stderr[-3000:]
     return result
 
 
@@ -138,3 +139,80 @@ def test_finish_distributed_stops_the_gloo_threads(tmp_path):
         if dist.is_initialized():
             dist.destroy_process_group()
         gc.collect()
+
+
+# ----------------------------------------------------------------------------- checkpoints given to the tools
+def test_test_tool_refuses_a_remote_crafted_checkpoint(tmp_path):
+    """``tools/test.py CONFIG URL``: the served checkpoint is read weights-only, refused, not run."""
+    from tests.test_engine.test_checkpoint import make_served_checkpoints, serve_directory
+    marker = tmp_path / 'pwned'
+    make_served_checkpoints(tmp_path / 'served', marker)
+    env = _env()
+    env.update(TORCH_HOME=str(tmp_path / 'torch_home'), no_proxy='127.0.0.1')
+    with serve_directory(tmp_path / 'served') as url:
+        result = _run([sys.executable, 'tools/test.py', CONFIG, f'{url}/evil.pth',
+                       '--work-dir', str(tmp_path / 'test')], returncode=None, env=env)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert 'UnsafeCheckpointError' in output and f'{url}/evil.pth' in output and 'posix.system' in output
+    assert not marker.exists()
+
+
+def test_test_tool_loads_strictly(single_process_run, tmp_path):
+    """A checkpoint that does not fit the config stops the test with the key names; --non-strict loads it."""
+    state = load_checkpoint_file(single_process_run / 'iter_8.pth')['state_dict']
+    state.pop('mlp.2.bias')
+    state['head.weight'] = torch.zeros(1)
+    state['mlp.0.weight'] = torch.zeros(4, 8)
+    path = tmp_path / 'other.pth'
+    torch.save({'state_dict': state, 'meta': {}}, path)
+    args = [sys.executable, 'tools/test.py', CONFIG, str(path), '--work-dir', str(tmp_path / 'test')]
+    result = _run(args, returncode=None)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "missing key(s): ['mlp.2.bias']" in output and "unexpected key(s): ['head.weight']" in output
+    assert 'mlp.0.weight: checkpoint (4, 8), module (16, 8)' in output and '--non-strict' in output
+    assert 'mse:' not in output
+    result = _run(args + ['--non-strict'])
+    assert 'mse:' in (result.stdout + result.stderr)
+
+
+def _load_tool(name):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(f'mplug2_{name}_tool', os.path.join(ROOT, 'tools', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_test_tool_names_a_missing_checkpoint(tmp_path, monkeypatch, capsys):
+    missing = tmp_path / 'nope.pth'
+    monkeypatch.setattr(sys, 'argv', ['test.py', CONFIG, str(missing)])
+    with pytest.raises(SystemExit) as info:
+        _load_tool('test').parse_args()
+    assert info.value.code == 2
+    assert f'checkpoint not found: {missing}' in capsys.readouterr().err
+
+
+def test_resume_with_nothing_to_resume_says_so(tmp_path):
+    """``--resume`` (latest) in an empty work dir: a warning in the log, then a fresh start."""
+    work_dir = tmp_path / 'empty'
+    result = _run([sys.executable, 'tools/train.py', CONFIG, '--work-dir', str(work_dir), '--resume'])
+    output = result.stdout + result.stderr
+    message = f'--resume: nothing to resume in {work_dir} (no last_checkpoint there): starting from scratch'
+    assert message in output and 'latest checkpoint None' not in output
+    logs = [os.path.join(root, name) for root, _, names in os.walk(work_dir) for name in names
+            if name.endswith('.log')]
+    assert len(logs) == 1
+    with open(logs[0]) as f:
+        assert message in f.read()
+    assert 'iter_8.pth' in os.listdir(work_dir)
+
+
+def test_resume_from_a_missing_file_is_an_error(tmp_path, monkeypatch, capsys):
+    missing = tmp_path / 'missing.pth'
+    monkeypatch.setattr(sys, 'argv', ['train.py', CONFIG, '--resume', str(missing)])
+    with pytest.raises(SystemExit) as info:
+        _load_tool('train').parse_args()
+    assert info.value.code == 2
+    assert f'--resume: checkpoint not found: {missing}' in capsys.readouterr().err

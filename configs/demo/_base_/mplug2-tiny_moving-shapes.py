@@ -49,7 +49,9 @@ train_dataloader = dict(
     batch_size=16,
     num_workers=1,
     persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
+    # SeededSampler: each sample's random frames and augmentations depend only on (seed, epoch,
+    # index), so a resumed run continues exactly as an uninterrupted one.
+    sampler=dict(type='SeededSampler', shuffle=True),
     collate_fn=dict(type='pseudo_collate'),
     dataset=dict(data_root=data_root, data_prefix=dict(video='videos'), pipeline=train_pipeline),
 )

@@ -1,13 +1,14 @@
 """Report the samples that datasets replaced because their media could not be loaded."""
 from collections import Counter
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 from mmengine.dist import all_gather_object, is_main_process
 from mmengine.hooks import Hook
+from mmengine.runner import IterBasedTrainLoop
 
 from mplug2.registry import HOOKS
 
-__all__ = ['BadSampleReportHook', 'collect_skipped_samples']
+__all__ = ['BadSampleReportHook', 'collect_skipped_samples', 'unique_skipped_samples']
 
 
 def collect_skipped_samples(data_batch) -> List[dict]:
@@ -23,19 +24,40 @@ def collect_skipped_samples(data_batch) -> List[dict]:
     return records
 
 
+def unique_skipped_samples(records_per_rank: Sequence[Sequence[dict]]) -> List[dict]:
+    """The distinct bad samples of the records of all ranks, first occurrence first.
+
+    A bad sample is recorded by every sample whose replacement walk passed over it: a bad
+    video with 24 questions is 24 consecutive bad indices, and each of them walks past the
+    rest, so it appears 24 + 23 + ... + 1 times; the distributed sampler's padding and
+    other ranks may record it again. One bad sample is one dataset index (with its file,
+    so that the samples of concatenated datasets stay apart).
+    """
+    unique: Dict[tuple, dict] = {}
+    for rank_records in records_per_rank:
+        for record in rank_records:
+            key = (record.get('index'), record.get('filename'))
+            unique.setdefault(key, record)
+    return list(unique.values())
+
+
 @HOOKS.register_module()
 class BadSampleReportHook(Hook):
-    """Count and report the bad samples replaced by datasets built with ``on_error='skip'``.
+    """Count and report the bad samples of datasets built with ``on_error='skip'``.
 
-    Each replacement sample's ``DataSample`` carries ``skipped_samples``; this hook reads
+    The data samples carry ``skipped_samples`` (a training replacement lists the bad
+    samples it walked past, an evaluation placeholder lists itself first); this hook reads
     them from every data batch (train, val and test), gathers them from all ranks at the
-    end of each epoch, and then
+    end of each epoch, counts each bad sample (dataset index) once per epoch and mode
+    (:func:`unique_skipped_samples`), and then
 
     * logs a warning with the count and the file names (at most ``max_files_in_log``,
-      most frequent first) when there were any;
+      most frequent first; a video with several questions is one file counted once per
+      question) when there were any. The epoch is numbered as in mmengine's log
+      (``Epoch(train) [1]`` is "train epoch 1", ``Epoch(val) [1]`` is "val epoch 1");
     * stores ``bad_samples/<mode>_epoch`` (count of this epoch), ``bad_samples/<mode>_total``
-      (since the start of the run) and ``bad_samples/<mode>_files`` (``{filename: count}``
-      of this epoch) in ``runner.message_hub`` runtime info;
+      (sum of the epochs' counts since the start of the run) and ``bad_samples/<mode>_files``
+      (``{filename: count}`` of this epoch) in ``runner.message_hub`` runtime info;
     * for val / test, also records the scalar ``<mode>/bad_samples`` so that it appears
       in the epoch's log line (this hook runs before ``LoggerHook``).
 
@@ -78,10 +100,28 @@ class BadSampleReportHook(Hook):
     def after_test_epoch(self, runner, metrics: Optional[dict] = None) -> None:
         self._report(runner, 'test')
 
+    @staticmethod
+    def _epoch(runner, mode: str) -> Optional[int]:
+        """The epoch as mmengine's log numbers it (``LogProcessor._get_epoch``), or None.
+
+        ``runner.epoch`` is 0-based during a training epoch (the loop increments it after
+        ``after_train_epoch``): train epoch ``runner.epoch + 1``. A validation during
+        training runs after the increment: val epoch ``runner.epoch``. None for test, a
+        validation without training and an iteration-based training (``Iter(train)``).
+        """
+        epoch = getattr(runner, 'epoch', None)
+        train_loop = getattr(runner, '_train_loop', None)
+        if epoch is None or mode == 'test' or isinstance(train_loop, IterBasedTrainLoop):
+            return None
+        if mode == 'train':
+            return epoch + 1
+        return None if train_loop is None or isinstance(train_loop, dict) else epoch
+
     def _report(self, runner, mode: str) -> int:
-        """Gather this epoch's records from all ranks, log and store them; returns the count."""
+        """Gather this epoch's records from all ranks, log and store them; returns the count
+        of distinct bad samples."""
         gathered = all_gather_object(self._records[mode])  # [local] when not distributed
-        records = [r for rank_records in gathered for r in rank_records]
+        records = unique_skipped_samples(gathered)
         self._records[mode] = []
         count = len(records)
         self._totals[mode] += count
@@ -101,10 +141,10 @@ class BadSampleReportHook(Hook):
             shown = files.most_common(self.max_files_in_log)
             listing = '\n'.join(f'  {name} (x{n}): {reasons[name]}' for name, n in shown)
             more = len(files) - len(shown)
-            epoch = getattr(runner, 'epoch', None)
-            where = f'{mode} epoch {epoch}' if mode == 'train' and epoch is not None else mode
+            epoch = self._epoch(runner, mode)
+            where = mode if epoch is None else f'{mode} epoch {epoch}'
             runner.logger.warning(
-                f'BadSampleReportHook: {count} bad sample(s) were replaced during {where} '
+                f'BadSampleReportHook: {count} bad sample(s) skipped during {where} '
                 f'({len(files)} distinct file(s); {self._totals[mode]} in {mode} since the '
                 f'start):\n{listing}' + (f'\n  ... and {more} more file(s)' if more > 0 else ''))
         return count

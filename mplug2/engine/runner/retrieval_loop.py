@@ -24,9 +24,23 @@ Retrieval cannot be scored per batch: every text is ranked against every video. 
 Dataset contract (``VideoRetrievalDataset(test_mode=True)``): one sample per video, in
 any order the sampler likes; its data sample has ``text`` (a str or a list of texts of
 that video) and optionally ``text_id`` (their global indices, 0..num_texts-1; default:
-numbered in video order) and ``sample_idx`` (its dataset index; default: the
-``DefaultSampler`` order, ``shuffle=False``). Video ``i`` of the score matrices is
-dataset sample ``i``.
+numbered in video order), ``sample_idx`` (its dataset index; default: the
+``DefaultSampler`` order, ``shuffle=False``) and ``missing`` (metainfo). Video ``i`` of the
+score matrices is dataset sample ``i``.
+
+Bad videos (``on_error='skip'``): in test mode the dataset returns, for a video that
+cannot be loaded, a placeholder with the video's own ``sample_idx``, ``video_idx``,
+``text`` and ``text_id``, ``missing=True`` and blank frames (see
+:class:`mplug2.datasets.BaseVideoTextDataset`). Its texts stay queries and candidates,
+scored by the model as usual; the video itself is left out of ``predict_all`` (its
+blank frames must not take a re-ranking candidate slot) and ranked last for every
+query: its column of ``sim_t2v`` is ``-inf``, and in its row of ``sim_v2t`` its own texts
+are ``-inf`` (the others 0). The evaluator gets ``missing_videos`` and
+:class:`mplug2.evaluation.RetrievalMetric` reports their number. This keeps the metrics
+over all the texts and videos of the benchmark, a missing video counting as a miss,
+instead of refusing skip mode. A *replacement* sample (another video standing in for the
+bad one, as in training mode) would bring that video's texts and ``text_id``: the loop
+refuses it with a message.
 """
 from itertools import chain, zip_longest
 from typing import Dict, List, Sequence, Tuple
@@ -105,8 +119,17 @@ class _RetrievalLoopMixin:
         ``(text_id or None, {text_* key: row})`` for the sample's texts."""
         records = []
         for position, sample in enumerate(data_samples):
+            missing = bool(sample.get('missing', False))
+            if sample.get('skipped_samples') and not missing:
+                raise ValueError(
+                    'retrieval evaluation got a sample that replaced a bad one (skipped_samples '
+                    f"{[s.get('index') for s in sample.get('skipped_samples')]}): it would bring "
+                    "another video's texts and text_id. Build the dataset with test_mode=True "
+                    '(a bad video then becomes a placeholder marked missing) or use '
+                    "on_error='raise'")
             records.append(dict(
                 sample_idx=sample.get('sample_idx'),
+                missing=missing,
                 visual={k: v[position].cpu() for k, v in feats.items() if k.startswith('visual_')},
                 texts=[]))
         if 'text_sample' in feats:
@@ -163,6 +186,23 @@ class _RetrievalLoopMixin:
         txt2vid = [video for _, video, _ in texts]
         return video_feats, text_feats, txt2vid
 
+    @staticmethod
+    def rank_missing_last(sim_t2v: torch.Tensor, sim_v2t: torch.Tensor, present: List[int],
+                          txt2vid: List[int], num_videos: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Scores over the ``present`` videos -> scores over all ``num_videos``, every missing
+        video ranked last: ``-inf`` in its ``sim_t2v`` column and for its own texts in its
+        ``sim_v2t`` row (0 for the other texts)."""
+        full_t2v = sim_t2v.new_full((sim_t2v.shape[0], num_videos), float('-inf'))
+        full_t2v[:, present] = sim_t2v
+        full_v2t = sim_v2t.new_zeros((num_videos, sim_v2t.shape[1]))
+        full_v2t[present] = sim_v2t
+        is_present = torch.zeros(num_videos, dtype=torch.bool)
+        is_present[present] = True
+        for text, video in enumerate(txt2vid):
+            if not is_present[video]:
+                full_v2t[video, text] = float('-inf')
+        return full_t2v, full_v2t
+
     @torch.no_grad()
     def rank_and_evaluate(self, records: List[dict]) -> dict:
         """Gather the global features, keep the token features here, rank and evaluate.
@@ -178,7 +218,16 @@ class _RetrievalLoopMixin:
                   for r in records]
         ordered, holders = self.gather_records(shared)
         video_feats, text_feats, txt2vid = self.collate_features(ordered)
-        mine = [(video, index) for video, (holder, index) in enumerate(holders) if holder == rank]
+        missing = [video for video, record in enumerate(ordered) if record.get('missing')]
+        present = [video for video, record in enumerate(ordered) if not record.get('missing')]
+        if not present:
+            raise ValueError(f'all the {len(ordered)} videos of the retrieval evaluation are '
+                             'missing (their files could not be loaded)')
+        if missing:  # rank the present videos only; the missing ones are put back below
+            video_feats = {k: v[present] for k, v in video_feats.items()}
+        position = {video: row for row, video in enumerate(present)}
+        mine = [(position[video], index) for video, (holder, index) in enumerate(holders)
+                if holder == rank and video in position]
         video_ids = torch.tensor([video for video, _ in mine], dtype=torch.long)
         if mine:
             for key in local_tokens[mine[0][1]]:
@@ -193,8 +242,12 @@ class _RetrievalLoopMixin:
         with autocast(enabled=self.fp16):
             scores = model.predict_all(video_feats, text_feats, video_ids=video_ids, reduce=reduce)
         sim_t2v, sim_v2t = scores['sim_t2v'].float(), scores['sim_v2t'].float()
+        if missing:
+            sim_t2v, sim_v2t = self.rank_missing_last(sim_t2v, sim_v2t, present, txt2vid,
+                                                      len(ordered))
         t2v_rows = torch.arange(rank, len(txt2vid), world_size)
-        result = dict(sim_t2v=sim_t2v[t2v_rows], text_ids=t2v_rows.tolist(), txt2vid=txt2vid)
+        result = dict(sim_t2v=sim_t2v[t2v_rows], text_ids=t2v_rows.tolist(), txt2vid=txt2vid,
+                      missing_videos=missing)
         if rank == 0:
             result['sim_v2t'] = sim_v2t
         self.evaluator.process(data_samples=[result], data_batch=None)

@@ -96,11 +96,17 @@ class RetrievalMetric(BaseMetric):
       dataset's metainfo (``txt2vid`` of :class:`~mplug2.datasets.VideoRetrievalDataset`,
       which the runner passes to ``dataset_meta``).
 
+    * ``missing_videos`` (optional): videos whose file could not be loaded (placeholders
+      of a dataset with ``on_error='skip'``, see the retrieval loop). They stay in the
+      evaluation, ranked last for every query: last among the videos of every text (so
+      their texts are misses), and their own texts last for them (a v2t miss).
+
     Several texts per video are supported: t2v counts a hit when the text's video is in
     the top k; v2t when any of the video's texts is.
 
     Results (prefix ``retrieval/``): ``t2v_R1``, ``t2v_R5``, ``t2v_R10``, ``t2v_MedR``,
-    ``t2v_MeanR``, the same with ``v2t_``, and ``R_mean`` (mean of the six recalls).
+    ``t2v_MeanR``, the same with ``v2t_``, ``R_mean`` (mean of the six recalls) and, when
+    there were any, ``missing_videos`` (their number).
     """
     default_prefix = 'retrieval'
 
@@ -120,7 +126,7 @@ class RetrievalMetric(BaseMetric):
                 if value is not None:
                     entry[key] = (value.detach().float().cpu().numpy()
                                   if isinstance(value, torch.Tensor) else np.asarray(value))
-            for key in ('txt2vid', 'text_ids'):
+            for key in ('txt2vid', 'text_ids', 'missing_videos'):
                 if sample.get(key) is not None:
                     entry[key] = sample.get(key)
             self.results.append(entry)
@@ -153,10 +159,19 @@ class RetrievalMetric(BaseMetric):
         if sim_v2t is None:
             sim_v2t = sim_t2v.T
         vid2txt = invert_mapping(txt2vid, num_videos)
+        missing = sorted({int(v) for r in results for v in r.get('missing_videos', ())})
+        if missing:  # rank them last (idempotent: the retrieval loop already did)
+            sim_t2v = sim_t2v.copy()
+            sim_t2v[:, missing] = -np.inf
+            sim_v2t = np.array(sim_v2t, dtype=np.float32)
+            for video in missing:
+                sim_v2t[video, vid2txt[video]] = -np.inf
         metrics = {}
         for direction, sim, gt in (('t2v', sim_t2v, txt2vid), ('v2t', sim_v2t, vid2txt)):
             values = ranks_to_metrics(retrieval_ranks(sim, gt), self.topk)
             metrics.update({f'{direction}_{k}': v for k, v in values.items()})
         recalls = [v for k, v in metrics.items() if k[4:5] == 'R' and k[5:].isdigit()]
         metrics['R_mean'] = float(np.mean(recalls))
+        if missing:
+            metrics['missing_videos'] = len(missing)
         return metrics

@@ -67,6 +67,15 @@ class MPLUG2(BaseModel):
         self.text_decoder = MODELS.build(text_decoder) if text_decoder else None
         self.tokenizer = TOKENIZERS.build(tokenizer)
 
+        # Token ids are embedded by the text encoder and the decoder: no text may be longer
+        # than their position tables (see :meth:`tokenize`).
+        tables = [(module.config.max_position_embeddings, name)
+                  for name, module in (('text_encoder', self.text_encoder),
+                                       ('text_decoder', self.text_decoder)) if module is not None]
+        # the smallest table, the text encoder's on a tie
+        self.max_text_positions, self._positions_source = min(
+            tables, key=lambda table: table[0]) if tables else (None, None)
+
         # The official ``visn_fc``: only when the vision width differs from the text width.
         vision_width = self.vision_encoder.width
         text_width = self.text_width
@@ -122,7 +131,21 @@ class MPLUG2(BaseModel):
         return hidden
 
     def tokenize(self, texts: Sequence[str], max_length: Optional[int]) -> dict:
-        encoded = self.tokenizer(list(texts), max_length=max_length)
+        """Token ids and attention mask of ``texts`` on the model's device, at most
+        ``max_length`` tokens (``[CLS]`` included; None: no limit asked for).
+
+        Whatever ``max_length`` says, no text gets more tokens than the position tables of
+        the modules that embed token ids (``text_encoder``, ``text_decoder``: their
+        ``max_position_embeddings``) have rows: a longer text is cut to fit, with a warning
+        that counts the dropped tokens (:class:`~mplug2.models.text.MPLUG2Tokenizer`,
+        ``position_limit``). Every task model tokenizes through this method.
+        """
+        if self.max_text_positions is None:
+            encoded = self.tokenizer(list(texts), max_length=max_length)
+        else:
+            encoded = self.tokenizer(
+                list(texts), max_length=max_length, position_limit=self.max_text_positions,
+                limit_source=f"the {self._positions_source}'s position table (max_position_embeddings)")
         return {key: value.to(self.data_preprocessor.device) for key, value in encoded.items()}
 
     # ------------------------------------------------------------------ BaseModel

@@ -10,6 +10,10 @@
   ``max_length - 1`` word pieces are kept, and an appended ``[SEP]`` is cut
   like any other token when the text is too long (as in the official code).
 * Right padding with ``[PAD]`` (id 0 in the BERT vocabulary).
+* ``position_limit`` is a hard limit on the number of tokens, for the rows of
+  the position table of the module the ids go to: longer texts are cut to it
+  whatever ``max_length`` says, with a warning that counts the dropped tokens
+  (the first time per cause, then at the 10th, 100th ... time).
 * Decoding removes the ``[CLS]``, ``[SEP]`` and ``[PAD]`` strings from the
   decoded text and strips the ends (other special tokens such as ``[UNK]``
   are kept), like the official evaluation code.
@@ -17,9 +21,11 @@
 The vocabulary is always read from a local ``vocab.txt``: nothing is ever
 fetched from the Hugging Face hub.
 """
+import logging
 import os
 from typing import Dict, List, Optional, Sequence, Union
 
+from mmengine.logging import print_log
 from torch import Tensor
 
 from mplug2.registry import TOKENIZERS
@@ -123,6 +129,8 @@ class MPLUG2Tokenizer:
             pair='[CLS] $A [SEP] $B:1 [SEP]:1',
             special_tokens=[('[CLS]', cls_id), ('[SEP]', sep_id)])
         self.tokenizer = tokenizer
+        # cause -> [times, texts cut, tokens dropped] (see _warn_position_limit).
+        self._position_truncations: Dict[tuple, List[int]] = {}
 
     # ------------------------------------------------------------------ ids
     @property
@@ -162,7 +170,9 @@ class MPLUG2Tokenizer:
                  max_length: Optional[int] = None,
                  padding: Union[bool, str] = 'longest',
                  truncation: bool = True,
-                 add_special_tokens: bool = True) -> Dict[str, Tensor]:
+                 add_special_tokens: bool = True,
+                 position_limit: Optional[int] = None,
+                 limit_source: str = 'the position table') -> Dict[str, Tensor]:
         """Encode a batch of texts.
 
         Args:
@@ -171,11 +181,19 @@ class MPLUG2Tokenizer:
                 ``truncation`` longer texts are cut on the right. ``None``:
                 no limit.
             padding: ``'longest'`` (default), ``'max_length'`` (pad to
-                ``max_length``) or ``False`` (all texts must then have the
-                same length).
+                ``max_length``, at most ``position_limit``) or ``False`` (all
+                texts must then have the same length).
             truncation: cut to ``max_length`` (only used when
                 ``max_length`` is given).
             add_special_tokens: prepend ``[CLS]``.
+            position_limit: hard limit on the tokens of a text (the rows of
+                the position table the ids are embedded with). Texts longer
+                than it are cut to it even with ``max_length=None``, a larger
+                ``max_length`` or ``truncation=False``, and a warning says how
+                many tokens were dropped and why. ``None``: no hard limit.
+            limit_source: what ``position_limit`` is, for the warning (e.g.
+                ``"the text_encoder's position table
+                (max_position_embeddings=512)"``).
 
         Returns:
             :class:`TokenizerOutput` (a ``dict``) with ``input_ids`` and
@@ -187,6 +205,16 @@ class MPLUG2Tokenizer:
         texts = list(texts)
         if padding == 'max_length' and max_length is None:
             raise ValueError("padding='max_length' needs max_length")
+        if position_limit is not None:
+            if not isinstance(position_limit, int) or position_limit < 1:
+                raise ValueError(f'position_limit must be a positive int, got {position_limit!r}')
+            capped = (not truncation or max_length is None or max_length > position_limit)
+            if capped:
+                self._check_position_limit(texts, max_length if truncation else None,
+                                           position_limit, limit_source, add_special_tokens)
+                max_length = position_limit if max_length is None else min(max_length,
+                                                                            position_limit)
+                truncation = True
         encoded = self.tokenizer(
             texts,
             max_length=max_length,
@@ -199,6 +227,41 @@ class MPLUG2Tokenizer:
         return TokenizerOutput(
             input_ids=encoded['input_ids'].long(),
             attention_mask=encoded['attention_mask'].long())
+
+    def _check_position_limit(self, texts: List[str], max_length: Optional[int], limit: int,
+                              source: str, add_special_tokens: bool) -> None:
+        """Warn about the texts longer than ``limit`` tokens (they are about to be cut)."""
+        lengths = [len(ids) for ids in self.tokenizer(
+            texts, add_special_tokens=add_special_tokens, truncation=False, padding=False,
+            return_attention_mask=False, return_token_type_ids=False)['input_ids']]
+        over = [length for length in lengths if length > limit]
+        if not over:
+            return
+        cause = (limit, source, max_length)
+        # (``__dict__``: a tokenizer pickled before this counter existed has none)
+        record = self.__dict__.setdefault('_position_truncations', {}).setdefault(
+            cause, [0, 0, 0])
+        record[0] += 1
+        record[1] += len(over)
+        record[2] += sum(length - limit for length in over)
+        times = record[0]
+        if str(times).rstrip('0') != '1':  # report the 1st, 10th, 100th ... time only
+            return
+        if max_length is None:
+            why = (f'no max_length was asked for, but {source} has {limit} positions and a '
+                   'longer text cannot be embedded; shorten the text (e.g. with the max_words '
+                   'of CleanQuestion / CleanCaption)')
+        else:
+            why = (f'max_length={max_length} is more than the {limit} positions of {source}; '
+                   f'set the max_length (e.g. max_question_tokens) to at most {limit}')
+        message = (f'{type(self).__name__}: {len(over)} of {len(texts)} texts had more than '
+                   f'{limit} tokens ([CLS] included; the longest {max(over)}): truncated to '
+                   f'{limit} tokens, {sum(length - limit for length in over)} tokens dropped. '
+                   f'Cause: {why}')
+        if times > 1:
+            message += (f' (this happened {times} times so far: {record[1]} texts cut, '
+                        f'{record[2]} tokens dropped; next report at {times * 10} times)')
+        print_log(message, logger='current', level=logging.WARNING)
 
     def tokenize(self, text: str) -> List[str]:
         """Word pieces of ``text`` (no ``[CLS]``)."""
