@@ -21,6 +21,7 @@ class MPLUG2DataPreprocessor(BaseDataPreprocessor):
     stacked tensor). They are stacked, moved to the device, cast to float and normalised
     per channel, ``(x - mean) / std``, on the 0-255 scale, in one broadcast operation for
     both ``NCHW`` and ``NCTHW``. ``data_samples`` pass through (moved to the device).
+    Text-only batches (no ``inputs``, or ``inputs`` all None) give ``inputs=None``.
 
     Args:
         mean: per-channel mean, 0-255 scale (CLIP's by default).
@@ -49,14 +50,17 @@ class MPLUG2DataPreprocessor(BaseDataPreprocessor):
         return (inputs.float() - self.mean.view(view)) / self.std.view(view)
 
     def forward(self, data: dict, training: bool = False) -> dict:
-        inputs: Union[torch.Tensor, Sequence[torch.Tensor]] = data['inputs']
-        if not isinstance(inputs, torch.Tensor):
+        inputs: Union[None, torch.Tensor, Sequence[torch.Tensor]] = data.get('inputs')
+        if inputs is None or (isinstance(inputs, (list, tuple)) and all(x is None for x in inputs)):
+            inputs = None  # text-only tasks: no media
+        elif not isinstance(inputs, torch.Tensor):
             shapes = {tuple(x.shape) for x in inputs}
             if len(shapes) != 1:
                 raise ValueError(f'cannot stack inputs of different shapes {sorted(shapes)}; '
                                  'resize them to one size in the pipeline')
             inputs = torch.stack(list(inputs))
-        inputs = self.normalize(self.cast_data(inputs))
+        if inputs is not None:
+            inputs = self.normalize(self.cast_data(inputs))
         data_samples: Optional[list] = data.get('data_samples')
         if data_samples is not None:
             data_samples = self.cast_data(data_samples)

@@ -8,7 +8,7 @@ from mmcv.transforms import BaseTransform
 from mplug2.registry import TRANSFORMS
 from mplug2.structures import DataSample
 
-__all__ = ['PackMultimodalInputs', 'frames_to_tensor']
+__all__ = ['PackMultimodalInputs', 'PackTextInputs', 'frames_to_tensor']
 
 #: Annotation fields, stored as data fields of the DataSample.
 DEFAULT_DATA_KEYS = ('question', 'gt_answer', 'answer_weight', 'gt_caption', 'text', 'text_id',
@@ -85,3 +85,24 @@ class PackMultimodalInputs(BaseTransform):
     def __repr__(self) -> str:
         return (f'{type(self).__name__}(data_keys={self.data_keys}, meta_keys={self.meta_keys}, '
                 f'uint8={self.uint8})')
+
+
+@TRANSFORMS.register_module()
+class PackTextInputs(PackMultimodalInputs):
+    """Pack a text-only sample (GLUE, text QA, summarization): ``dict(inputs=None,
+    data_samples=DataSample)``, the fields as :class:`PackMultimodalInputs` packs them.
+
+    Args:
+        data_keys: annotation keys stored as data fields.
+        meta_keys: identifier keys stored as metainfo.
+    """
+
+    def __init__(self, data_keys: Sequence[str] = DEFAULT_DATA_KEYS,
+                 meta_keys: Sequence[str] = DEFAULT_META_KEYS) -> None:
+        super().__init__(data_keys=data_keys, meta_keys=meta_keys, uint8=False)
+
+    def _inputs(self, results: dict) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}(data_keys={self.data_keys}, meta_keys={self.meta_keys})'

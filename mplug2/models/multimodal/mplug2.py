@@ -36,8 +36,9 @@ class MPLUG2(BaseModel):
     """The modules of mPLUG-2 and the visual/text paths every task shares.
 
     Args:
-        vision_encoder: config of the dual-vision encoder (``DualVisionEncoder``).
-        tokenizer: config of the tokenizer (``MPLUG2Tokenizer``).
+        vision_encoder: config of the dual-vision encoder (``DualVisionEncoder``); None for
+            the text-only tasks (text encoder and universal layers only; paper, Table 2).
+        tokenizer: config of the tokenizer (``MPLUG2Tokenizer``), required.
         universal_layers: config of the universal layers; None skips them (the visual
             tokens then go to fusion/decoder straight from the encoder).
         text_encoder: config of the BERT text encoder (tasks with text input).
@@ -49,8 +50,8 @@ class MPLUG2(BaseModel):
     """
 
     def __init__(self,
-                 vision_encoder: dict,
-                 tokenizer: dict,
+                 vision_encoder: Optional[dict] = None,
+                 tokenizer: Optional[dict] = None,
                  universal_layers: Optional[dict] = None,
                  text_encoder: Optional[dict] = None,
                  fusion: Optional[dict] = None,
@@ -60,7 +61,9 @@ class MPLUG2(BaseModel):
         if data_preprocessor is None:
             data_preprocessor = dict(type='mplug2.MPLUG2DataPreprocessor')
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        self.vision_encoder = MODELS.build(vision_encoder)
+        if tokenizer is None:
+            raise ValueError(f'{type(self).__name__} needs a tokenizer config')
+        self.vision_encoder = MODELS.build(vision_encoder) if vision_encoder else None
         self.universal_layers = MODELS.build(universal_layers) if universal_layers else None
         self.text_encoder = MODELS.build(text_encoder) if text_encoder else None
         self.fusion = MODELS.build(fusion) if fusion else None
@@ -77,9 +80,9 @@ class MPLUG2(BaseModel):
             tables, key=lambda table: table[0]) if tables else (None, None)
 
         # The official ``visn_fc``: only when the vision width differs from the text width.
-        vision_width = self.vision_encoder.width
+        vision_width = None if self.vision_encoder is None else self.vision_encoder.width
         text_width = self.text_width
-        if text_width is not None and text_width != vision_width:
+        if None not in (vision_width, text_width) and text_width != vision_width:
             self.visual_projection = nn.Sequential(
                 nn.Linear(vision_width, text_width), nn.LayerNorm(text_width, eps=1e-12), nn.Dropout(0.1))
         else:
@@ -103,6 +106,7 @@ class MPLUG2(BaseModel):
     # ------------------------------------------------------------------ shared paths
     def extract_visual_features(self, inputs: Tensor) -> Tensor:
         """Dual-vision encoder -> universal layers: (B, Lv, D) visual tokens for images and videos."""
+        self.require('vision_encoder')
         return self.visual_path(inputs, self.vision_encoder, self.visual_projection,
                                 self.universal_layers)
 
