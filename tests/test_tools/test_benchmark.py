@@ -1,8 +1,12 @@
 """tools/analysis_tools/benchmark.py on a tiny config: the figures exist and are positive."""
+import importlib.util
 import json
 import os
 import subprocess
 import sys
+
+import pytest
+import torch
 
 from tests.conftest import TINY_VOCAB, write_vocab
 
@@ -56,3 +60,19 @@ def test_benchmark_tiny_captioner_images_bf16(tmp_path):
     assert results['train']['optimizer_included'] is False
     assert 'text_encoder' not in results['train']['params_per_module']
     assert results['train']['step_s'] > 0 and results['gen_cache']['tokens_per_s'] > 0
+
+
+@pytest.mark.parametrize('config', ['mplug2-base_videoqa_model.py', 'mplug2-base_videocaption_model.py'])
+def test_documented_model_configs_build(config):
+    """The commands of docs/benchmark.md name model-only configs, whose data preprocessor has
+    no scope: the tool builds them in the mplug2 scope (built on the meta device: sizes only)."""
+    spec = importlib.util.spec_from_file_location('mplug2_benchmark_tool', TOOL)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    args = tool.parse_args([os.path.join(ROOT, 'configs', 'mplug2', config)])
+    docs = open(os.path.join(ROOT, 'docs', 'benchmark.md'), encoding='utf-8').read()
+    assert f'configs/mplug2/{config}' in docs
+    with torch.device('meta'):
+        model, _ = tool.build_model(args)
+    assert type(model.data_preprocessor).__name__ == 'MPLUG2DataPreprocessor'
+    assert model.vision_encoder.width == 768 and model.text_width == 768

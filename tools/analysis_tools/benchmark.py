@@ -93,6 +93,7 @@ def build_model(args):
     import mplug2  # noqa: F401
     import mplug2.models  # noqa: F401  (registers the modules)
     from mmengine.config import Config, DictAction
+    from mmengine.registry import DefaultScope
 
     from mplug2.registry import MODELS
 
@@ -114,7 +115,10 @@ def build_model(args):
             generation[key] = value
     if generation:
         model_cfg.generation = generation
-    model = MODELS.build(model_cfg)
+    # Model-only configs name their modules without a scope (``MPLUG2DataPreprocessor``): build
+    # them in the config's scope, as the Runner does.
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope') or 'mplug2'):
+        model = MODELS.build(model_cfg)
     return model, model_cfg
 
 
