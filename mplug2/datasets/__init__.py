@@ -15,3 +15,9 @@ __all__ = [
     'load_answer_list', 'load_reference_sets', 'generate_moving_shapes', 'SeededSampler',
     'SeededIndex', 'sample_seed'
 ]
+from .summarization import SummarizationDataset  # noqa: E402  Gigaword-style source/summary pairs
+__all__ += ['SummarizationDataset']
+from .glue import GLUE_TASKS, GlueDataset, get_glue_task  # noqa: E402  GLUE TSV / jsonl / parquet
+__all__ += ['GlueDataset', 'GLUE_TASKS', 'get_glue_task']
+from .squad import SquadDataset  # noqa: E402  SQuAD v1.1 / v2.0 windows (document stride)
+__all__ += ['SquadDataset']

@@ -10,4 +10,5 @@ from .necks import *  # noqa: F401,F403  universal layers
 from .text import *  # noqa: F401,F403  BERT blocks, text encoder, tokenizer
 from .heads import *  # noqa: F401,F403  ITC, ITM and language-model heads
 from .multimodal import *  # noqa: F401,F403  task models
+from .text_tasks import *  # noqa: F401,F403  text-only task models
 from .data_preprocessors import *  # noqa: F401,F403  data preprocessor (images and videos)

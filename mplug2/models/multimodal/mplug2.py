@@ -110,9 +110,14 @@ class MPLUG2(BaseModel):
         return self.visual_path(inputs, self.vision_encoder, self.visual_projection,
                                 self.universal_layers)
 
-    def encode_text(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
-        """Text encoder -> universal layers (text mode): (B, L, D)."""
-        return self.text_path(input_ids, attention_mask, self.text_encoder, self.universal_layers)
+    def encode_text(self, input_ids: Tensor, attention_mask: Tensor,
+                    token_type_ids: Optional[Tensor] = None) -> Tensor:
+        """Text encoder -> universal layers (text mode): (B, L, D).
+
+        ``token_type_ids`` (B, L): BERT's segment ids (0 / 1 for a sentence pair); None: all 0.
+        """
+        return self.text_path(input_ids, attention_mask, self.text_encoder, self.universal_layers,
+                              token_type_ids=token_type_ids)
 
     @staticmethod
     def visual_path(inputs: Tensor, vision_encoder: nn.Module, visual_projection: Optional[nn.Module],
@@ -127,9 +132,14 @@ class MPLUG2(BaseModel):
 
     @staticmethod
     def text_path(input_ids: Tensor, attention_mask: Tensor, text_encoder: nn.Module,
-                  universal_layers: Optional[nn.Module]) -> Tensor:
-        """The text path through the given modules (the online ones or momentum copies)."""
-        hidden = text_encoder(input_ids, attention_mask)
+                  universal_layers: Optional[nn.Module],
+                  token_type_ids: Optional[Tensor] = None) -> Tensor:
+        """The text path through the given modules (the online ones or momentum copies);
+        ``token_type_ids`` go to the text encoder's embeddings (None: all 0)."""
+        if token_type_ids is None:
+            hidden = text_encoder(input_ids, attention_mask)
+        else:
+            hidden = text_encoder(input_ids, attention_mask, token_type_ids=token_type_ids)
         if universal_layers is not None:
             hidden = universal_layers.forward_text(hidden, attention_mask)
         return hidden

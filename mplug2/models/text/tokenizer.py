@@ -1,7 +1,9 @@
 """BERT WordPiece tokenizer with the official mPLUG-2 input conventions.
 
 * A single sequence is encoded as ``[CLS] x`` **without** a trailing
-  ``[SEP]``; a pair as ``[CLS] a [SEP] b [SEP]``.
+  ``[SEP]``; a pair as ``[CLS] a [SEP] b [SEP]``. Sentence classification (GLUE)
+  uses BERT's own input instead, :meth:`MPLUG2Tokenizer.encode_pairs`:
+  ``[CLS] a [SEP]`` and ``[CLS] a [SEP] b [SEP]`` with ``token_type_ids``.
 * End of sequence is marked by appending the *text* ``"[SEP]"``
   (``answer + '[SEP]'`` encodes as ``[CLS] ans [SEP]``); special-token strings
   written in the text are matched as special tokens (case-sensitively, before
@@ -30,7 +32,7 @@ from torch import Tensor
 
 from mplug2.registry import TOKENIZERS
 
-__all__ = ['MPLUG2Tokenizer', 'TokenizerOutput']
+__all__ = ['MPLUG2Tokenizer', 'TokenizerOutput', 'truncate_pair']
 
 SPECIAL_TOKENS = ('[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]')
 # Strings removed from decoded text (official evaluation code).
@@ -50,6 +52,22 @@ class TokenizerOutput(dict):
     def to(self, *args, **kwargs) -> 'TokenizerOutput':
         return TokenizerOutput(
             {k: v.to(*args, **kwargs) for k, v in self.items()})
+
+
+def truncate_pair(tokens_a: List[int], tokens_b: Optional[List[int]],
+                  max_tokens: int):
+    """BERT's ``_truncate_seq_pair``: drop the last token of the longer sequence (of ``b`` on
+    a tie) until both hold at most ``max_tokens`` together; a single sequence is cut to
+    ``max_tokens``. Returns new lists ``(a, b)`` (``b`` None when it was)."""
+    if tokens_b is None:
+        return list(tokens_a[:max(max_tokens, 0)]), None
+    len_a, len_b = len(tokens_a), len(tokens_b)
+    while len_a + len_b > max_tokens:
+        if len_a > len_b:
+            len_a -= 1
+        else:
+            len_b -= 1
+    return list(tokens_a[:len_a]), list(tokens_b[:len_b])
 
 
 def _resolve_vocab_file(vocab_file: str) -> str:
@@ -261,6 +279,130 @@ class MPLUG2Tokenizer:
         if times > 1:
             message += (f' (this happened {times} times so far: {record[1]} texts cut, '
                         f'{record[2]} tokens dropped; next report at {times * 10} times)')
+        print_log(message, logger='current', level=logging.WARNING)
+
+    # --------------------------------------------------------- pair encoding
+    def encode_pairs(self,
+                     texts_a: Union[str, Sequence[str]],
+                     texts_b: Union[None, str, Sequence[str]] = None,
+                     max_length: Optional[int] = None,
+                     padding: str = 'longest',
+                     position_limit: Optional[int] = None,
+                     limit_source: str = 'the position table') -> Dict[str, Tensor]:
+        """BERT's input for sentence and sentence-pair classification (GLUE).
+
+        * a pair: ``[CLS] a [SEP] b [SEP]``, ``token_type_ids`` 0 up to and including the
+          first ``[SEP]``, 1 for ``b`` and its ``[SEP]``;
+        * a single sentence (``texts_b=None``): ``[CLS] a [SEP]``, ``token_type_ids`` all 0
+          (BERT's classification input; unlike :meth:`__call__`, which follows mPLUG-2's
+          ``[CLS] x`` convention for generation and retrieval).
+
+        Truncation to ``max_length`` tokens (special tokens included) is BERT's
+        (``_truncate_seq_pair`` of ``run_classifier.py``): one word piece at a time is
+        dropped from the end of the longer of ``a`` and ``b`` (from ``b`` on a tie), so the
+        special tokens are never cut. ``position_limit`` caps the length like in
+        :meth:`__call__` (a warning counts the dropped word pieces).
+
+        Args:
+            texts_a: the first sentences (or one string).
+            texts_b: the second sentences, as many as ``texts_a``; None: single sentences.
+            max_length: at most this many tokens per row, special tokens included; None:
+                no limit.
+            padding: ``'longest'`` (default) or ``'max_length'``.
+            position_limit, limit_source: see :meth:`__call__`.
+
+        Returns:
+            :class:`TokenizerOutput` with ``input_ids``, ``attention_mask`` and
+            ``token_type_ids``, ``LongTensor (B, L)``, right-padded (padding: id
+            ``pad_token_id``, mask 0, type 0).
+        """
+        import torch
+        texts_a = [texts_a] if isinstance(texts_a, str) else list(texts_a)
+        if texts_b is not None:
+            texts_b = [texts_b] if isinstance(texts_b, str) else list(texts_b)
+            if len(texts_b) != len(texts_a):
+                raise ValueError(f'encode_pairs: {len(texts_a)} first sentences but '
+                                 f'{len(texts_b)} second sentences')
+        if padding not in ('longest', 'max_length'):
+            raise ValueError(f"padding must be 'longest' or 'max_length', got {padding!r}")
+        if padding == 'max_length' and max_length is None:
+            raise ValueError("padding='max_length' needs max_length")
+        num_special = 2 if texts_b is None else 3
+        if max_length is not None and max_length < num_special + 1:
+            raise ValueError(f'max_length={max_length} leaves no room for the text: '
+                             f'{num_special} special tokens per row')
+        if position_limit is not None and (not isinstance(position_limit, int)
+                                           or position_limit < num_special + 1):
+            raise ValueError(f'position_limit must be an int of at least {num_special + 1}, '
+                             f'got {position_limit!r}')
+        pieces_a = self._word_piece_ids(texts_a)
+        pieces_b = self._word_piece_ids(texts_b) if texts_b is not None else None
+        limit = max_length
+        if position_limit is not None and (limit is None or limit > position_limit):
+            self._warn_pair_position_limit(pieces_a, pieces_b, num_special, max_length,
+                                           position_limit, limit_source)
+            limit = position_limit
+        rows, types = [], []
+        cls_id, sep_id = self.cls_token_id, self.sep_token_id
+        for index, a in enumerate(pieces_a):
+            b = pieces_b[index] if pieces_b is not None else None
+            if limit is not None:
+                a, b = truncate_pair(a, b, limit - num_special)
+            ids = [cls_id] + a + [sep_id]
+            type_ids = [0] * len(ids)
+            if b is not None:
+                ids += b + [sep_id]
+                type_ids += [1] * (len(b) + 1)
+            rows.append(ids)
+            types.append(type_ids)
+        width = max(len(row) for row in rows) if rows else 0
+        if padding == 'max_length':
+            width = max_length if limit is None else min(max_length, limit)
+        pad_id = self.pad_token_id
+        input_ids = torch.tensor([row + [pad_id] * (width - len(row)) for row in rows],
+                                 dtype=torch.long).view(len(rows), width)
+        attention_mask = torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in rows],
+                                      dtype=torch.long).view(len(rows), width)
+        token_type_ids = torch.tensor([t + [0] * (width - len(t)) for t in types],
+                                      dtype=torch.long).view(len(rows), width)
+        return TokenizerOutput(input_ids=input_ids, attention_mask=attention_mask,
+                               token_type_ids=token_type_ids)
+
+    def _word_piece_ids(self, texts: List[str]) -> List[List[int]]:
+        """Word-piece ids of every text, without special tokens."""
+        if not texts:
+            return []
+        return [list(ids) for ids in self.tokenizer(
+            texts, add_special_tokens=False, truncation=False, padding=False,
+            return_attention_mask=False, return_token_type_ids=False)['input_ids']]
+
+    def _warn_pair_position_limit(self, pieces_a, pieces_b, num_special: int,
+                                  max_length: Optional[int], limit: int, source: str) -> None:
+        """Warn about the rows longer than ``limit`` tokens (:meth:`encode_pairs` is about to
+        cut them), counted like :meth:`_check_position_limit`'s warnings."""
+        lengths = [len(a) + num_special + (len(pieces_b[i]) if pieces_b is not None else 0)
+                   for i, a in enumerate(pieces_a)]
+        over = [length for length in lengths if length > limit]
+        if not over:
+            return
+        cause = ('pairs', limit, source, max_length)
+        record = self.__dict__.setdefault('_position_truncations', {}).setdefault(
+            cause, [0, 0, 0])
+        record[0] += 1
+        record[1] += len(over)
+        record[2] += sum(length - limit for length in over)
+        times = record[0]
+        if str(times).rstrip('0') != '1':  # report the 1st, 10th, 100th ... time only
+            return
+        asked = ('no max_length was asked for' if max_length is None else
+                 f'max_length={max_length} is more than the {limit} positions')
+        message = (f'{type(self).__name__}.encode_pairs: {len(over)} of {len(lengths)} rows had '
+                   f'more than {limit} tokens (special tokens included; the longest {max(over)}): '
+                   f'truncated to {limit} tokens, {sum(length - limit for length in over)} word '
+                   f'pieces dropped. Cause: {asked}, and {source} has {limit} positions')
+        if times > 1:
+            message += (f' (this happened {times} times so far: {record[1]} rows cut, '
+                        f'{record[2]} word pieces dropped)')
         print_log(message, logger='current', level=logging.WARNING)
 
     def tokenize(self, text: str) -> List[str]:
