@@ -1,8 +1,89 @@
-"""Shared fixtures: tiny vocabularies and tiny mPLUG-2 configurations that run in seconds on CPU."""
+"""Shared fixtures: tiny vocabularies and tiny mPLUG-2 configurations that run in seconds on CPU.
+
+No silent skips in CI: where ``CI=true`` is set, a test (or a whole test file) skipped because a
+dependency the project installs is missing fails instead (see :func:`missing_dependency`), so that
+e.g. an mmcv-lite install cannot skip all of detection unnoticed. Locally such tests still skip.
+"""
 import contextlib
+import glob
 import logging
+import os
+import re
 
 import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+#: Prefix of the skip reasons that name a missing project dependency which ``importorskip``
+#: cannot (a command such as Java, or a package found by other means): ``pytest.skip(MISSING +
+#: 'Java ...')``. Skips for other reasons (an upstream fix made a workaround a no-op, a platform
+#: feature) keep skipping in CI and must say why.
+MISSING = 'missing project dependency: '
+
+#: Import names of the distributions in requirements/ whose import name differs.
+_IMPORT_NAMES = {'mmaction2': 'mmaction', 'scikit_learn': 'sklearn', 'opencv_python': 'cv2',
+                 'pillow': 'PIL', 'pyyaml': 'yaml'}
+
+
+def project_dependencies() -> set:
+    """Top-level import names of every package pinned in requirements/*.txt (what
+    tools/install.sh installs), plus OpenCV, which mmcv brings."""
+    names = {'cv2'}
+    for path in glob.glob(os.path.join(ROOT, 'requirements', '*.txt')):
+        with open(path, encoding='utf-8') as f:
+            for line in f:
+                match = re.match(r'\s*([A-Za-z0-9][A-Za-z0-9._-]*)', line.split('#')[0])
+                if match:
+                    name = re.sub(r'[-.]', '_', match.group(1)).lower()
+                    names.add(_IMPORT_NAMES.get(name, name))
+    return names
+
+
+def missing_dependency(reason: str):
+    """The project dependency a skip reason says is missing, or None for any other skip:
+    ``importorskip``'s "could not import 'mmcv.ops': ..." of a package of
+    :func:`project_dependencies`, or a reason starting with :data:`MISSING`."""
+    reason = str(reason)
+    if reason.startswith(('Skipped: ', 'SKIP: ')):
+        reason = reason.split(': ', 1)[1]
+    if reason.startswith(MISSING):
+        return reason[len(MISSING):]
+    match = re.match(r"could not import '([^']+)'", reason)
+    if match and match.group(1).split('.')[0] in project_dependencies():
+        return match.group(1)
+    return None
+
+
+def _fail_skip_in_ci(report) -> None:
+    """Turn ``report`` (a skip whose reason is a missing project dependency) into a failure
+    when the CI environment variable is ``true``."""
+    if os.environ.get('CI', '').lower() != 'true' or not report.skipped:
+        return
+    if hasattr(report, 'wasxfail'):  # an expected failure, not a skip
+        return
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+    dependency = missing_dependency(reason)
+    if dependency is None:
+        return
+    report.outcome = 'failed'
+    report.longrepr = (f'CI=true: skipped for a missing project dependency ({dependency}); the '
+                       f'project installs it (tools/install.sh, requirements/), so CI must have '
+                       f'it. Skip reason: {reason}')
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    _fail_skip_in_ci(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    """Module-level ``importorskip`` (the whole file skipped) too."""
+    outcome = yield
+    _fail_skip_in_ci(outcome.get_result())
+
 
 SPECIAL = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]']
 WORDS = ('a video of image photo the shape is moving left right up down red green blue yellow '

@@ -99,14 +99,17 @@ def test_init_model_loads_weights_eval_mode_and_cfg(setup, qa_model):
 
 
 def test_answer_question_and_caption_video_return_strings(setup, qa_model, captioner):
+    """A string for one video, a list of strings for a list: the same results either way."""
     answer = answer_question(qa_model, setup['videos'][0], QUESTION)
-    assert isinstance(answer, str)
+    assert isinstance(answer, str) and answer
     answers = answer_question(qa_model, setup['videos'], [QUESTION, QUESTIONS['shape']])
-    assert isinstance(answers, list) and len(answers) == 2 and all(isinstance(a, str) for a in answers)
+    assert isinstance(answers, list)
+    assert answers == [answer, answer_question(qa_model, setup['videos'][1], QUESTIONS['shape'])]
     caption = caption_video(captioner, setup['videos'][1])
-    assert isinstance(caption, str)
+    assert isinstance(caption, str) and caption
     captions = caption_video(captioner, setup['videos'], batch_size=1)
-    assert isinstance(captions, list) and len(captions) == 2 and captions[1] == caption
+    assert captions == [caption_video(captioner, setup['videos'][0]), caption]
+    assert caption_video(captioner, setup['videos'], batch_size=2) == captions
     samples = inference_model(captioner, setup['videos'][0])
     assert samples[0].video_id == osp.splitext(osp.basename(setup['videos'][0]))[0]
     assert tuple(samples[0].img_shape) == (SIZE, SIZE)
@@ -140,6 +143,52 @@ def test_results_equal_running_the_model_directly(setup, qa_model, captioner):
     assert answer_question(qa_model, setup['videos'], questions) == expected  # repeatable
     expected = _run_directly(setup['cap_config'], setup['cap_ckpt'], 'caption', setup['videos'], None)
     assert caption_video(captioner, setup['videos']) == expected
+
+
+@pytest.fixture(scope='module')
+def varied_qa(setup):
+    """(model, videos, answers): a QA model, loaded through init_model, whose answers differ
+    from video to video (random weights plus noise: far from the near-uniform initial outputs),
+    and 3 videos with 3 different answers."""
+    root = setup['root'] / 'varied'
+    generate_moving_shapes(str(root), num_train=0, num_test=8, num_frames=FRAMES, size=SIZE, seed=0)
+    cfg = Config.fromfile(setup['qa_config'])
+    torch.manual_seed(0)
+    with DefaultScope.overwrite_default_scope('mplug2'):
+        model = MODELS.build(cfg.model)
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(torch.randn(param.shape, generator=generator) * 0.3)
+    checkpoint = root / 'varied_qa.pth'
+    torch.save(dict(state_dict=model.state_dict(), meta=dict()), str(checkpoint))
+    model = init_model(setup['qa_config'], str(checkpoint))
+    by_answer = {}
+    for video in sorted(str(p) for p in (root / 'videos').iterdir()):
+        by_answer.setdefault(answer_question(model, video, QUESTION), video)  # one at a time
+    assert len(by_answer) >= 3, f'the videos should get different answers: {by_answer}'
+    answers = sorted(by_answer)[:3]
+    return model, [by_answer[answer] for answer in answers], answers
+
+
+def test_results_keep_the_order_of_the_inputs(varied_qa):
+    """Answers that differ per video come back in the order of the videos, whatever the batch
+    size and the order of the list."""
+    model, videos, answers = varied_qa
+    assert len(set(answers)) == 3
+    for batch_size in (1, 2, 8):
+        assert answer_question(model, videos, QUESTION, batch_size=batch_size) == answers
+        assert answer_question(model, videos[::-1], QUESTION, batch_size=batch_size) == answers[::-1]
+    rotated = videos[1:] + videos[:1]
+    samples = inference_model(model, rotated, QUESTION, batch_size=2)
+    assert [s.pred_answer for s in samples] == answers[1:] + answers[:1]
+    assert [s.video_id for s in samples] == [osp.splitext(osp.basename(v))[0] for v in rotated]
+    assert [s.sample_idx for s in samples] == [0, 1, 2]
+    # one question per video, in the same order
+    questions = [QUESTION, QUESTIONS['shape'], QUESTION]
+    mixed = answer_question(model, videos, questions, batch_size=2)
+    assert mixed[0] == answers[0] and mixed[2] == answers[2]
+    assert mixed[1] == answer_question(model, videos[1], QUESTIONS['shape'])
 
 
 def test_missing_video_error_names_the_file(setup, qa_model, captioner):
@@ -255,7 +304,9 @@ def test_config_object_options_and_default_pipeline(setup, qa_model):
     pipeline = build_test_pipeline(model.cfg, model)
     packed = pipeline(dict(filename=setup['videos'][0], question=QUESTION))
     assert tuple(packed['inputs'].shape) == (3, 16, SIZE, SIZE)
-    assert isinstance(answer_question(model, setup['videos'][0], QUESTION), str)
+    with torch.no_grad():
+        expected = model.test_step(pseudo_collate([packed]))[0].pred_answer
+    assert answer_question(model, setup['videos'][0], QUESTION) == expected
 
 
 def test_demo_cli(setup, qa_model, captioner):

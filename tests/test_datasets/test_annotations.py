@@ -205,6 +205,21 @@ def test_empty_annotation_file_names_file_and_line(tmp_path, cls, ext, content, 
         cls([good, str(path)])
 
 
+@pytest.mark.parametrize('cls', DATASET_CLASSES)
+def test_record_that_is_not_a_json_object_is_named(tmp_path, cls):
+    """The specific message at the record, not a later generic error about a missing field."""
+    listed = tmp_path / 'listed.json'
+    listed.write_text(json.dumps([GOOD_RECORD, 'v2 what? a', GOOD_RECORD]))
+    with pytest.raises(AnnotationError, match=re.escape(f'{listed}[1]: expected a JSON object, got str')):
+        cls(str(listed), test_mode=cls is not VideoQADataset)
+    lines = _jsonl(tmp_path / 'lines.jsonl', [GOOD_RECORD, '["v2", "what?", "a"]', '7'])
+    with pytest.raises(AnnotationError, match=re.escape(f'{lines}:2: expected a JSON object, got list')):
+        cls(lines, test_mode=cls is not VideoQADataset)
+    numbers = _jsonl(tmp_path / 'numbers.jsonl', [GOOD_RECORD, '7'])
+    with pytest.raises(AnnotationError, match=re.escape(f'{numbers}:2: expected a JSON object, got int')):
+        cls(numbers, test_mode=cls is not VideoQADataset)
+
+
 def test_empty_answer_list_file(tmp_path):
     for name, content in [('a.txt', '\n \n'), ('a.json', '{}'), ('b.json', ''), ('a.jsonl', '')]:
         (tmp_path / name).write_text(content)

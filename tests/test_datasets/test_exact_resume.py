@@ -69,7 +69,7 @@ def _straight_and_resumed(root, tmp_path, sampler):
     straight.train()
     # 12 samples (3 questions x 4 videos) at batch 4: 3 iterations per epoch; killed in epoch 2
     work = tmp_path / 'killed'
-    with pytest.raises(Killed):
+    with pytest.raises(Killed, match='killed before iteration 4'):
         Runner.from_cfg(_config(root, work, sampler, kill_at=4)).train()
     assert 'epoch_1.pth' in os.listdir(work) and 'epoch_2.pth' not in os.listdir(work)
     cfg = _config(root, work, sampler)

@@ -75,7 +75,7 @@ def test_legacy_format_is_refused(tmp_path):
     path = tmp_path / 'legacy.pth'
     marker = tmp_path / 'pwned'
     torch.save({'payload': _RunsCode(str(marker))}, path, _use_new_zipfile_serialization=False)
-    with pytest.raises(UnsafeCheckpointError):
+    with pytest.raises(UnsafeCheckpointError, match=r"Refusing to load checkpoint '.*legacy\.pth'"):
         load_checkpoint_file(path)
     assert not marker.exists()
 
@@ -85,13 +85,14 @@ def test_plain_pickle_is_not_unpickled_unsafely(tmp_path):
     marker = tmp_path / 'pwned'
     with open(path, 'wb') as f:
         pickle.dump(_RunsCode(str(marker)), f)
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(pickle.UnpicklingError,
+                       match=r"Refusing to load checkpoint '.*plain\.pkl'.*not on mplug2's allowlist"):
         load_checkpoint_file(path)
     assert not marker.exists()
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match=r'nope\.pth can not be found'):
         load_checkpoint_file(tmp_path / 'nope.pth')
 
 

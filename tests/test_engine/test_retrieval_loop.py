@@ -2,12 +2,14 @@
 import numpy as np
 import pytest
 import torch
+from mmengine.dataset import pseudo_collate
 from mmengine.model import BaseModel
 from mmengine.runner import Runner
 from torch.utils.data import Dataset
 
 import mplug2  # noqa: F401
 from mplug2.engine.runner.retrieval_loop import _RetrievalLoopMixin, stack_padded
+from mplug2.evaluation.metrics.retrieval import invert_mapping, ranks_to_metrics, retrieval_ranks
 from mplug2.models.data_preprocessors import MPLUG2DataPreprocessor  # noqa: F401  registers it
 from mplug2.registry import DATASETS, MODELS
 from mplug2.structures import DataSample
@@ -138,6 +140,28 @@ def test_several_texts_per_video_and_any_sample_order(tmp_path, shuffle):
     assert metrics['retrieval/v2t_MeanR'] == pytest.approx((1 + 1 + 2 + 3) / 4)
 
 
+def _metrics_in_one_batch(model, texts):
+    """The reference: every video and text through the model in a single batch, ranked by
+    ``predict_all`` at once, recalls from the ranks (no loop, no gathering, no collating)."""
+    dataset = ToyRetrievalDataset(texts)
+    model.eval()
+    with torch.no_grad():
+        data = model.data_preprocessor(pseudo_collate([dataset[i] for i in range(len(dataset))]), False)
+        feats = model(data['inputs'], data['data_samples'], mode='tensor')
+        sims = model.predict_all(
+            {key: feats[key] for key in ('visual_feat', 'visual_embeds')},
+            {key: feats[key] for key in ('text_feat', 'text_embeds', 'text_mask')})
+    assert feats['text_sample'].tolist() == dataset.txt2vid  # one sample per video, texts in order
+    metrics = {}
+    for direction, sim, gt in (('t2v', sims['sim_t2v'], dataset.txt2vid),
+                               ('v2t', sims['sim_v2t'], invert_mapping(dataset.txt2vid, len(texts)))):
+        for key, value in ranks_to_metrics(retrieval_ranks(sim, gt)).items():
+            metrics[f'retrieval/{direction}_{key}'] = value
+    metrics['retrieval/R_mean'] = np.mean([metrics[f'retrieval/{d}_R{k}'] for d in ('t2v', 'v2t')
+                                           for k in (1, 5, 10)])
+    return metrics
+
+
 def test_tiny_mplug2_retriever_end_to_end(tmp_path):
     vocab = write_vocab(tmp_path / 'vocab.txt')
     model = tiny_mplug2('MPLUG2Retriever', vocab, text_decoder=None,
@@ -146,13 +170,14 @@ def test_tiny_mplug2_retriever_end_to_end(tmp_path):
     texts = [['a red circle', 'the red circle moving'], ['a blue square'], ['a green triangle'],
              ['a yellow circle', 'a dog'], ['a man runs']]
     torch.manual_seed(0)
-    metrics = _runner(tmp_path, model, dict(type='ToyRetrievalDataset', texts=texts),
-                      batch_size=2).test()
-    for direction in ('t2v', 'v2t'):
-        recalls = [metrics[f'retrieval/{direction}_R{k}'] for k in (1, 5, 10)]
-        assert 0 <= recalls[0] <= recalls[1] <= recalls[2] == 100  # 5 videos: R5 = R10 = 100
-        assert 1 <= metrics[f'retrieval/{direction}_MedR'] <= 5
-    assert 0 <= metrics['retrieval/R_mean'] <= 100
+    runner = _runner(tmp_path, model, dict(type='ToyRetrievalDataset', texts=texts), batch_size=2)
+    metrics = runner.test()
+    assert metrics['retrieval/t2v_R5'] == metrics['retrieval/t2v_R10'] == 100  # 5 videos
+    assert metrics['retrieval/v2t_R10'] == 100  # 7 texts
+    # the loop (batches of 2, features gathered and collated) = the whole set in one batch
+    expected = _metrics_in_one_batch(runner.model, texts)
+    assert {key: metrics[key] for key in expected} == pytest.approx(expected, rel=1e-12)
+    assert expected['retrieval/t2v_R1'] not in (0, 100)  # not a degenerate ranking
 
 
 def test_train_with_momentum_then_retrieval_validation(tmp_path):
@@ -180,7 +205,10 @@ def test_train_with_momentum_then_retrieval_validation(tmp_path):
     assert not torch.equal(trained.itc_head.text_proj.weight,
                            trained.itc_head.momentum_projections['text_proj'].weight)
     assert runner.message_hub.get_scalar('train/loss_itm').current() > 0
-    assert 0 <= runner.message_hub.get_scalar('val/retrieval/t2v_R1').current() <= 100
+    expected = _metrics_in_one_batch(trained, texts)  # the validation of the trained weights
+    for key in ('t2v_R1', 'v2t_R1', 't2v_MeanR', 'v2t_MeanR', 'R_mean'):
+        assert runner.message_hub.get_scalar(f'val/retrieval/{key}').current() == pytest.approx(
+            expected[f'retrieval/{key}'], rel=1e-12), key
 
 
 def test_collate_orders_texts_by_id_and_pads():

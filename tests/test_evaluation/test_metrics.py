@@ -6,6 +6,7 @@ import mplug2  # noqa: F401
 from mplug2.evaluation import (CaptionMetric, RetrievalMetric, VideoQAAccuracy, java_available,
                                ranks_to_metrics, retrieval_ranks)
 from mplug2.structures import DataSample
+from tests.conftest import MISSING
 
 
 def _sample(**fields):
@@ -100,22 +101,37 @@ def _run_caption(preds, scorers):
     return metric.evaluate(2)
 
 
-@pytest.mark.skipif(JAVA_MISSING is not None, reason=f'Java is needed: {JAVA_MISSING}')
+@pytest.mark.skipif(JAVA_MISSING is not None, reason=f'{MISSING}Java is needed: {JAVA_MISSING}')
 def test_caption_metric_values():
     perfect = _run_caption({v: r[0] for v, r in REFS.items()}, FAST_SCORERS)
     assert perfect['caption/BLEU_4'] == pytest.approx(100.0, abs=1e-3)
     assert perfect['caption/ROUGE_L'] == pytest.approx(100.0)
     # CIDEr-D: cosine 1 for every n-gram order, times 10, in %
     assert perfect['caption/CIDEr'] == pytest.approx(1000.0, rel=1e-6)
-    worse = _run_caption({'video1': 'a man is cooking', 'video2': 'a person sings on stage'},
-                         FAST_SCORERS)
+    worse_captions = {'video1': 'a man is cooking', 'video2': 'a person sings on stage'}
+    worse = _run_caption(worse_captions, FAST_SCORERS)
     for key in ('BLEU_1', 'BLEU_4', 'ROUGE_L', 'CIDEr'):
         assert 0 <= worse[f'caption/{key}'] < perfect[f'caption/{key}']
+    # ROUGE-L by hand: F-measure (beta 1.2) of the longest common subsequence, averaged:
+    # 'a man is cooking' (LCS 4 of 4 / 8 words) and 'a person sings on stage' (LCS 3 of 5 / 9)
+    def rouge(lcs, candidate, reference, beta=1.2):
+        p, r = lcs / candidate, lcs / reference
+        return (1 + beta ** 2) * p * r / (r + beta ** 2 * p)
+    assert worse['caption/ROUGE_L'] == pytest.approx(50 * (rouge(4, 4, 8) + rouge(3, 5, 9)), rel=1e-6)
+    # the other scores are pycocoevalcap's on the same (already tokenised) texts, in %
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    gts, res = REFS, {v: [c] for v, c in worse_captions.items()}
+    bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
+    cider, _ = Cider().compute_score(gts, res)
+    assert [worse[f'caption/BLEU_{n}'] for n in (1, 2, 3, 4)] == pytest.approx(
+        [100 * b for b in bleu], rel=1e-9)
+    assert worse['caption/CIDEr'] == pytest.approx(100 * cider, rel=1e-9)
     assert worse['caption/BLEU_1'] > 0 and worse['caption/CIDEr'] > 0
     assert 'caption/SPICE' not in worse and 'caption/METEOR' not in worse
 
 
-@pytest.mark.skipif(JAVA_MISSING is not None, reason=f'Java is needed: {JAVA_MISSING}')
+@pytest.mark.skipif(JAVA_MISSING is not None, reason=f'{MISSING}Java is needed: {JAVA_MISSING}')
 def test_caption_metric_meteor():
     """The full default set; METEOR's Java start-up alone takes ~20 s on 2 cores."""
     result = _run_caption({'video1': REFS['video1'][0], 'video2': 'a person sings on stage'},

@@ -152,5 +152,67 @@ def test_train_and_predict_coco_shapes(shapes_coco, tmp_path):
         assert pred.masks.shape == (num, 64, 64)
         assert pred.masks.dtype == torch.bool
         assert (pred.bboxes >= 0).all() and (pred.bboxes <= 64).all()
+    # every test image's predictions, scored by pycocotools directly: the runner's metrics
+    predictions = []
+    with torch.no_grad():
+        for data in runner.test_dataloader:
+            predictions += model.test_step(data)
+    assert sorted(p.img_id for p in predictions) == [1, 2, 3, 4]
     metrics = runner.test()
-    assert {'coco/bbox_mAP', 'coco/segm_mAP'} <= set(metrics)
+    for iou_type in ('bbox', 'segm'):
+        expected = coco_map(shapes_coco / 'annotations.json', predictions, iou_type)
+        assert metrics[f'coco/{iou_type}_mAP'] == pytest.approx(expected, abs=5e-4), iou_type
+
+    # hand-made predictions: the ground truth itself scores 1, half of it 0.5
+    evaluator = runner.test_evaluator
+    for keep, expected in ((2, 1.0), (1, 0.5)):
+        evaluator.process(data_samples=ground_truth_predictions(
+            shapes_coco / 'annotations.json', predictions, keep))
+        scores = evaluator.evaluate(len(predictions))
+        assert scores['coco/bbox_mAP'] == pytest.approx(expected, abs=0.01), (keep, scores)
+        assert scores['coco/segm_mAP'] == pytest.approx(expected, abs=0.01), (keep, scores)
+
+
+def coco_map(ann_file, samples, iou_type):
+    """mAP@[.5:.95] of DetDataSamples by pycocotools (labels 0, 1 = category ids 1, 2)."""
+    from pycocotools import mask as mask_utils
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+    results = []
+    for sample in samples:
+        pred = sample.pred_instances
+        for index, (x0, y0, x1, y1) in enumerate(pred.bboxes.tolist()):
+            result = dict(image_id=sample.img_id, category_id=int(pred.labels[index]) + 1,
+                          score=float(pred.scores[index]))
+            if iou_type == 'bbox':
+                result['bbox'] = [x0, y0, x1 - x0, y1 - y0]
+            else:
+                rle = mask_utils.encode(np.asfortranarray(pred.masks[index].numpy().astype(np.uint8)))
+                result['segmentation'] = dict(size=rle['size'], counts=rle['counts'].decode())
+            results.append(result)
+    if not results:
+        return 0.0
+    gt = COCO(str(ann_file))
+    evaluation = COCOeval(gt, gt.loadRes(results), iou_type)
+    evaluation.evaluate()
+    evaluation.accumulate()
+    evaluation.summarize()
+    return max(float(evaluation.stats[0]), 0.0)  # -1: no ground truth (not the case here)
+
+
+def ground_truth_predictions(ann_file, samples, keep):
+    """The samples with the first ``keep`` annotations of their image as predictions."""
+    from pycocotools.coco import COCO
+    from mmengine.structures import InstanceData
+    gt = COCO(str(ann_file))
+    made = []
+    for sample in samples:
+        anns = gt.loadAnns(gt.getAnnIds(imgIds=[sample.img_id]))[:keep]
+        new = sample.clone()
+        new.pred_instances = InstanceData(
+            bboxes=torch.tensor([[x, y, x + w, y + h] for x, y, w, h in (a['bbox'] for a in anns)]),
+            scores=torch.ones(len(anns)),
+            labels=torch.tensor([a['category_id'] - 1 for a in anns]),
+            masks=torch.from_numpy(np.stack([gt.annToMask(a) for a in anns])).bool())
+        made.append(new)
+    return made

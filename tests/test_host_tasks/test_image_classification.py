@@ -164,5 +164,11 @@ def test_train_and_predict_shapes(shapes_folder, tmp_path, tiny_checkpoint,
         torch.testing.assert_close(sample.pred_score.sum(), torch.tensor(1.))
         assert sample.pred_label.item() == sample.pred_score.argmax().item()
         assert sample.gt_label.item() in (0, 1)
+    # the metric is the share of test images whose predicted label is right, in %
+    correct = []
+    with torch.no_grad():
+        for data in runner.test_dataloader:
+            correct += [s.pred_label.item() == s.gt_label.item() for s in model.test_step(data)]
+    assert len(correct) == len(runner.test_dataloader.dataset)
     metrics = runner.test()
-    assert 0.0 <= metrics['accuracy/top1'] <= 100.0
+    assert metrics['accuracy/top1'] == pytest.approx(100.0 * sum(correct) / len(correct))

@@ -58,7 +58,7 @@ def test_image_and_video_shapes():
     model = build()
     assert model(torch.randn(2, 3, 16, 16)).shape == (2, 1 + N, D)
     assert model(torch.randn(2, 3, 5, 16, 16)).shape == (2, 1 + 5 * N, D)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r'expected NCHW or NCTHW input, got \(3, 16, 16\)'):
         model(torch.randn(3, 16, 16))
 
 
@@ -129,6 +129,69 @@ def test_lt_matches_official_conv3d_formulation():
     torch.testing.assert_close(lt(x), ref, atol=1e-6, rtol=1e-5)
     assert lt.conv.groups == D // 2 and lt.down_proj.out_channels == D // 2
     assert LocalTemporal(D, bottleneck_ratio=0.25).down_proj.out_channels == D // 4
+
+
+def official_temporal_block(block, x: torch.Tensor, num_frames: int) -> torch.Tensor:
+    """The official ``TemporalBlock`` written out (reference section 2.3 and 2.4) in its own
+    layout: tokens ``(1 + HW, N*T, C)`` (frames the minor batch index), LT on ``(N, C, T, H, W)``
+    through the Conv3d modules, attention as ``nn.MultiheadAttention`` computes it."""
+    import torch.nn.functional as F
+
+    def layer_norm(module, t):
+        return F.layer_norm(t, (t.shape[-1], ), module.weight, module.bias, 1e-5)
+
+    def quick_gelu(t):
+        return t * torch.sigmoid(1.702 * t)
+
+    def local_temporal(lt, p):  # p: (N, C, T, H, W) -> residual of the same shape
+        p = layer_norm(lt.ln, p.permute(0, 2, 3, 4, 1)).permute(0, 4, 1, 2, 3)
+        return lt.up_proj(quick_gelu(lt.conv(lt.down_proj(p))))
+
+    x = x.transpose(0, 1)  # (1 + HW, N*T, C)
+    length, batch, width = x.shape
+    h = w = int(round((length - 1) ** 0.5))
+    n, t = batch // num_frames, num_frames
+
+    def with_lt(lt, x):
+        p = x[1:].reshape(h, w, n, t, width).permute(2, 4, 3, 0, 1)  # (N, C, T, H, W)
+        p = p + local_temporal(lt, p)
+        p = p.permute(3, 4, 0, 2, 1).reshape(h * w, n * t, width)
+        return torch.cat([x[:1], p])
+
+    x = with_lt(block.lmhra1, x)
+    y = layer_norm(block.ln_1, x)
+    x = x + F.multi_head_attention_forward(
+        y, y, y, width, block.attn.heads, block.attn.in_proj_weight, block.attn.in_proj_bias,
+        None, None, False, 0.0, block.attn.out_proj.weight, block.attn.out_proj.bias,
+        training=False, need_weights=False)[0]
+    x = with_lt(block.lmhra2, x)
+    y = layer_norm(block.ln_2, x)
+    x = x + F.linear(quick_gelu(F.linear(y, block.mlp.c_fc.weight, block.mlp.c_fc.bias)),
+                     block.mlp.c_proj.weight, block.mlp.c_proj.bias)
+    return x.transpose(0, 1)
+
+
+def test_block_equals_the_official_temporal_block_equations():
+    """Each block with live (non-zero, non-default) LT modules is LT1 -> SA(ln_1) -> LT2 ->
+    MLP(ln_2) with both LT residuals added in full, CLS untouched by LT."""
+    model = build()
+    perturb_lt(model)
+    torch.manual_seed(2)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if '.lmhra' in name and ('.ln.' in name or 'conv.bias' in name or 'down_proj.bias' in name):
+                param.add_(0.2 * torch.randn_like(param))
+    x = torch.randn(2 * 3, 1 + N, D)  # 2 videos of 3 frames, per-frame tokens
+    for block in model.transformer.resblocks:
+        with torch.no_grad():
+            ours = block(x, num_frames=3)
+            official = official_temporal_block(block, x, 3)
+            torch.testing.assert_close(ours, official, atol=1e-5, rtol=1e-5)
+            # both LT residuals matter at this scale (the check above sees either missing or halved)
+            for lt in (block.lmhra1, block.lmhra2):
+                with mock.patch.object(lt, 'forward', lambda video: torch.zeros_like(video)):
+                    assert (block(x, num_frames=3) - official).abs().max() > 1e-2
+        x = official
 
 
 # ------------------------------------------------------- token layout and sharing
@@ -210,7 +273,8 @@ def test_resize_pos_embed():
     constant = torch.cat([torch.zeros(1, 8), torch.ones(16, 8)])
     torch.testing.assert_close(resize_pos_embed(constant, (4, 4), (7, 7))[1:],
                                torch.ones(49, 8))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r'position table of 17 rows does not match a CLS token '
+                       r'plus a \(3, 3\) patch grid'):
         resize_pos_embed(table, (3, 3), (4, 4))
 
 

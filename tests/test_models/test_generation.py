@@ -436,10 +436,11 @@ def test_step_fn_protocol():
 
 def test_invalid_arguments():
     prompt = torch.tensor([[BOS]])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r'num_return_sequences must be in \[1, num_beams\], got 3 '
+                                         r'\(num_beams=2\)'):
         run_scripted(2, max_length=3, num_return_sequences=3)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match='max_length must be >= 1, got 0'):
         run_scripted(2, max_length=0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match='beam_search with use_cache=True needs a reorder_fn'):
         beam_search(scripted_step_fn, None, prompt, num_beams=2, max_length=3,
                     eos_token_id=EOS, pad_token_id=PAD, use_cache=True)

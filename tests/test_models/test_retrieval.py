@@ -1,5 +1,6 @@
 """MPLUG2Retriever: ITC / ITM losses, hard negatives, momentum encoders, queues, re-ranking."""
 import math
+import os.path as osp
 
 import pytest
 import torch
@@ -9,6 +10,8 @@ from mmengine.config import Config
 from mplug2.registry import MODELS
 from mplug2.structures import DataSample
 from tests.conftest import tiny_mplug2, write_vocab
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 #: Settings of the ITC head (``itc_head``); the other overrides of ``build`` are the model's.
 ITC_KEYS = ('embed_dim', 'temperature', 'temperature_range', 'queue_size', 'use_momentum',
@@ -366,7 +369,7 @@ def test_predict_raises_helpfully(vocab, videos):
 
 @pytest.mark.parametrize('size', ['base', 'large'])
 def test_configs(size):
-    cfg = Config.fromfile(f'configs/mplug2/mplug2-{size}_videoretrieval_model.py')
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'mplug2', f'mplug2-{size}_videoretrieval_model.py'))
     model = cfg.model
     assert model.type == 'MPLUG2Retriever' and model.text_decoder is None
     itc = model.itc_head

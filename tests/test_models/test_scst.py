@@ -1,5 +1,6 @@
 """CIDEr-D reward and self-critical sequence training for the captioner."""
 import json
+import math
 
 import pytest
 import torch
@@ -22,6 +23,59 @@ def test_cider_d_equals_coco_evaluation():
     _, expected = Cider().compute_score(gts, res)
     ours = CiderD().score(CANDIDATES, REFERENCES)
     assert ours == pytest.approx(list(expected), rel=1e-9, abs=1e-12)
+
+
+# A candidate repeating a weighted n-gram more often than its references ("red" 3 times, "red red"
+# twice), and a reference repeating one more often than the candidate: CIDEr-D clips the
+# candidate's tf-idf weight to the reference's (the "D"), plain CIDEr does not.
+REPEATING = ['red red red circle', 'a dog plays with a ball', 'blue square']
+REPEATING_REFERENCES = [['a red circle', 'red circle moving left'],
+                        ['a dog plays with the ball ball ball', 'the dog is playing'],
+                        ['a blue square moving up', 'blue square']]
+
+
+def _cider_by_hand(candidate, references, all_references, clip):
+    """CIDEr(-D) of one candidate, written out: tf-idf of 1- to 4-grams with the document
+    frequency of ``all_references``, (clipped) cosine, Gaussian length penalty, x 10."""
+    import math
+    from collections import Counter
+
+    def grams(text, n):
+        words = text.split()
+        return Counter(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
+
+    def tfidf(text, n):
+        return {g: c * (math.log(len(all_references)) -
+                        math.log(max(1, sum(any(g in grams(r, n) for r in refs) for refs in all_references))))
+                for g, c in grams(text, n).items()}
+
+    total = 0.0
+    for reference in references:
+        penalty = math.exp(-(len(candidate.split()) - len(reference.split())) ** 2 / (2 * 6.0 ** 2))
+        for n in range(1, 5):
+            hyp, ref = tfidf(candidate, n), tfidf(reference, n)
+            dot = sum((min(w, ref.get(g, 0.0)) if clip else w) * ref.get(g, 0.0) for g, w in hyp.items())
+            norms = math.sqrt(sum(w * w for w in hyp.values())) * math.sqrt(sum(w * w for w in ref.values()))
+            total += (dot / norms if norms else dot) * penalty
+    return 10.0 * total / 4 / len(references)
+
+
+def test_cider_d_clips_repeated_ngrams():
+    from pycocoevalcap.cider.cider import Cider
+    ours = CiderD().score(REPEATING, REPEATING_REFERENCES)
+    _, coco = Cider().compute_score({i: refs for i, refs in enumerate(REPEATING_REFERENCES)},
+                                    {i: [cand] for i, cand in enumerate(REPEATING)})
+    assert ours == pytest.approx(list(coco), rel=1e-9, abs=1e-12)
+    clipped = [_cider_by_hand(c, r, REPEATING_REFERENCES, clip=True)
+               for c, r in zip(REPEATING, REPEATING_REFERENCES)]
+    unclipped = [_cider_by_hand(c, r, REPEATING_REFERENCES, clip=False)
+                 for c, r in zip(REPEATING, REPEATING_REFERENCES)]
+    assert ours == pytest.approx(clipped, rel=1e-9)
+    assert unclipped[0] > clipped[0] * 1.2  # the data tells CIDEr-D from CIDEr
+    assert unclipped[1] == pytest.approx(clipped[1])  # a repeating reference is never clipped
+    # with a training-corpus document frequency too
+    scorer = CiderD(corpus=REPEATING_REFERENCES)
+    assert scorer.score(REPEATING, REPEATING_REFERENCES) == pytest.approx(clipped, rel=1e-9)
 
 
 def test_cider_d_corpus_reward_does_not_depend_on_the_batch():
@@ -105,9 +159,15 @@ def test_scst_corpus_from_the_training_annotations(tiny_vocab, tmp_path):
     annotations.write_text(''.join(json.dumps(line) + '\n' for line in lines))
     model = _captioner(tiny_vocab, corpus=str(annotations))
     assert model._cider is None  # not read when the model is built
-    expected = CiderD(corpus=[sorted(refs) for refs in REFERENCES])
-    assert model.cider.score(CANDIDATES, REFERENCES) == pytest.approx(
-        expected.score(CANDIDATES, REFERENCES), rel=1e-12)
+    # the corpus holds the 3 reference sets: the document frequency is the one the COCO
+    # evaluation takes from the references scored, so the rewards are its CIDEr-D
+    from pycocoevalcap.cider.cider import Cider
+    _, coco = Cider().compute_score({i: refs for i, refs in enumerate(REFERENCES)},
+                                    {i: [cand] for i, cand in enumerate(CANDIDATES)})
+    assert model.cider.score(CANDIDATES, REFERENCES) == pytest.approx(list(coco), rel=1e-9)
+    assert model.cider.log_num_documents == pytest.approx(math.log(3))
+    # scored alone, a candidate keeps its reward (the corpus, not the batch, sets the frequency)
+    assert model.cider.score(CANDIDATES[1:2], REFERENCES[1:2]) == pytest.approx([coco[1]], rel=1e-9)
     bad = tmp_path / 'bad.jsonl'
     bad.write_text('{"video_id": "v0"}\n')
     with pytest.raises(Exception, match='bad.jsonl:1'):

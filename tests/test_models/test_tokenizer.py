@@ -92,7 +92,7 @@ class TestTokenizer:
             ids('[CLS]', 'the', 'dog') + [PAD] * 3
         ]
         assert out['attention_mask'].sum(1).tolist() == [2, 3]
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="padding='max_length' needs max_length"):
             tok(['yes'], padding='max_length')
 
     def test_decode_strips_cls_sep_pad(self, tok):

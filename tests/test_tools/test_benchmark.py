@@ -1,4 +1,5 @@
-"""tools/analysis_tools/benchmark.py on a tiny config: the figures exist and are positive."""
+"""tools/analysis_tools/benchmark.py on a tiny config: the figures exist, are positive and agree
+with each other (throughput from the JSON's own token counts and times)."""
 import importlib.util
 import json
 import os
@@ -47,7 +48,25 @@ def test_benchmark_tiny_qa(tmp_path):
         for key in ('latency_s', 'decode_s', 'tokens_per_s', 'peak_rss_gb'):
             assert gen[key] > 0, key
         assert 1 <= gen['generated_steps'] <= 3
+        _check_throughput(gen)
     assert len(TINY_VOCAB) == 45  # bench_tiny.py's vocab_size
+    label = {'gen_cache': 'KV cache', 'gen_nocache': 'no cache'}
+    for phase in ('gen_cache', 'gen_nocache'):  # the printed figures are those of the JSON
+        gen = results[phase]
+        assert (f'generation ({label[phase]}): batch 2, beams 2, max 3, {gen["generated_steps"]} steps: '
+                f'{gen["latency_s"]:.3f}s median') in stdout
+        assert (f'{gen["tokens_per_s"]:.2f} tokens/s (decode-only {gen["decode_tokens_per_s"]:.2f})'
+                in stdout)
+
+
+def _check_throughput(gen):
+    """tokens/s = generated tokens x batch / time, from the JSON's own fields (1 timed step)."""
+    assert gen['latency_times_s'] == [gen['latency_s']]
+    assert gen['tokens_per_s'] == pytest.approx(
+        gen['generated_steps'] * gen['batch'] / gen['latency_s'], rel=1e-12)
+    assert gen['decode_tokens_per_s'] == pytest.approx(
+        gen['generated_steps'] * gen['batch'] / gen['decode_s'], rel=1e-12)
+    assert gen['decode_s'] <= gen['latency_s']  # the decoder's generate is part of predict
 
 
 def test_benchmark_tiny_captioner_images_bf16(tmp_path):
@@ -59,7 +78,8 @@ def test_benchmark_tiny_captioner_images_bf16(tmp_path):
     assert set(results) == {'_meta', 'train', 'gen_cache'}
     assert results['train']['optimizer_included'] is False
     assert 'text_encoder' not in results['train']['params_per_module']
-    assert results['train']['step_s'] > 0 and results['gen_cache']['tokens_per_s'] > 0
+    assert results['train']['step_s'] > 0 and results['gen_cache']['batch'] == 2
+    _check_throughput(results['gen_cache'])
 
 
 @pytest.mark.parametrize('config', ['mplug2-base_videoqa_model.py', 'mplug2-base_videocaption_model.py'])
