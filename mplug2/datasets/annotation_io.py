@@ -17,7 +17,7 @@ from mmengine.logging import print_log
 from .errors import AnnotationError
 
 __all__ = [
-    'iter_records', 'load_records', 'get_field', 'get_str', 'get_str_or_list', 'read_csv_rows',
+    'iter_records', 'iter_jsonl_text', 'load_records', 'get_field', 'get_str', 'get_str_or_list', 'read_csv_rows',
     'load_answer_list', 'strip_video_ext', 'check_cleaned_text', 'find_repeated_records',
     'warn_repeated_records', 'VIDEO_EXTENSIONS'
 ]
@@ -65,6 +65,25 @@ def _empty_file_error(path: str, text: str, what: str = 'records') -> Annotation
                            f"line{'s' if lines != 1 else ''}")
 
 
+def iter_jsonl_text(path: str, text: str) -> Iterator[Record]:
+    """``(path:LINE, record)`` for every non-empty line of the ``.jsonl`` text of ``path``.
+
+    Lines are split at '\\n' only (as editors and the UTF-8 error count them): a JSON string
+    may legally hold U+2028 or other characters str.splitlines() breaks at.
+    """
+    for lineno, line in enumerate(text.split('\n'), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise AnnotationError(f'{path}:{lineno}', f'invalid JSON ({err.msg})') from None
+        if not isinstance(record, dict):
+            raise AnnotationError(f'{path}:{lineno}',
+                                  f'expected a JSON object, got {type(record).__name__}')
+        yield f'{path}:{lineno}', record
+
+
 def iter_records(path: str, list_key: Union[str, Sequence[str], None] = None) -> Iterator[Record]:
     """Yield ``(where, record)`` for every record of a ``.jsonl`` or ``.json`` file.
 
@@ -80,19 +99,7 @@ def iter_records(path: str, list_key: Union[str, Sequence[str], None] = None) ->
     if not text.strip():
         raise _empty_file_error(path, text)
     if path.endswith('.jsonl'):
-        # Lines are split at '\n' only (as editors and the UTF-8 error count them): a JSON
-        # string may legally hold U+2028 or other characters str.splitlines() breaks at.
-        for lineno, line in enumerate(text.split('\n'), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise AnnotationError(f'{path}:{lineno}', f'invalid JSON ({err.msg})') from None
-            if not isinstance(record, dict):
-                raise AnnotationError(f'{path}:{lineno}',
-                                      f'expected a JSON object, got {type(record).__name__}')
-            yield f'{path}:{lineno}', record
+        yield from iter_jsonl_text(path, text)
         return
     try:
         data = json.loads(text)

@@ -36,7 +36,7 @@ from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 
 from mplug2.registry import DATASETS
-from .annotation_io import _read_text, iter_records
+from .annotation_io import _read_text, iter_jsonl_text, iter_records
 from .errors import AnnotationError
 
 __all__ = ['SquadDataset', 'SquadExample', 'load_squad_examples', 'build_windows',
@@ -183,20 +183,6 @@ def _iter_flat(records: Iterator[Tuple[str, dict]]) -> Iterator[SquadExample]:
         yield _example(record, context, str(title), where)
 
 
-def _iter_jsonl_text(path: str, text: str) -> Iterator[Tuple[str, dict]]:
-    for lineno, line in enumerate(text.split('\n'), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise AnnotationError(f'{path}:{lineno}', f'invalid JSON ({err.msg})') from None
-        if not isinstance(record, dict):
-            raise AnnotationError(f'{path}:{lineno}',
-                                  f'expected a JSON object, got {type(record).__name__}')
-        yield f'{path}:{lineno}', record
-
-
 def _iter_parquet(path: str) -> Iterator[Tuple[str, dict]]:
     try:
         import pyarrow.parquet as pq
@@ -228,7 +214,7 @@ def iter_squad_examples(path: str) -> Iterator[SquadExample]:
         data = json.loads(text)
     except json.JSONDecodeError as err:
         if err.msg == 'Extra data':  # JSON lines named .json (Dataset.to_json)
-            yield from _iter_flat(_iter_jsonl_text(path, text))
+            yield from _iter_flat(iter_jsonl_text(path, text))
             return
         raise AnnotationError(f'{path}:{err.lineno}', f'invalid JSON ({err.msg})') from None
     if isinstance(data, dict) and 'data' in data:
